@@ -1,0 +1,1 @@
+"""Tidings core: domain model, storage, services, web archive and JSON API, settings, CLI."""

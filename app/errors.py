@@ -1,0 +1,15 @@
+"""Errors a user can act on: each says what went wrong and what to do next."""
+
+
+class TidingsError(Exception):
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  {self.hint}" if self.hint else self.message
+
+
+class NotFound(TidingsError):
+    pass

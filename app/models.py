@@ -1,0 +1,171 @@
+"""The domain model, as SQLModel tables. Alembic migrations in app/migrations mirror it.
+
+A `Person` is one human (one address, one time zone, one digest schedule); a
+`Membership` puts them in a `Team`. Mail arrives in the `InboundMessage` journal
+first and becomes an `Update` in a `Thread` afterwards; everything Tidings sends
+goes through `OutboundMessage`, and `DigestItem` records which update went to whom.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Dialect, LargeBinary, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every engine: SQLite would otherwise hand back naive values."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), **kw))
+
+
+def _optional_ts() -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class Team(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, index=True, max_length=64)
+    name: str
+    checkin_question: str = "What did you get done today?"
+    created_at: datetime = _ts(nullable=False)
+
+
+class Person(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, index=True, max_length=320)
+    name: str
+    timezone: str = "UTC"
+    digest_cadence: str = "daily"  # daily | weekly | immediate | off
+    digest_hour: int = 9
+    last_digest_at: datetime | None = _optional_ts()
+    created_at: datetime = _ts(nullable=False)
+
+
+class Membership(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("team_id", "person_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    joined_at: datetime = _ts(nullable=False)
+
+
+class Thread(SQLModel, table=True):
+    # At most one check-in thread per team and day; NULL dates (ordinary threads) never clash.
+    __table_args__ = (UniqueConstraint("team_id", "checkin_date"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    title: str
+    checkin_date: date | None = None
+    created_at: datetime = _ts(nullable=False)
+    last_activity_at: datetime = _ts(nullable=False, index=True)
+
+
+class InboundMessage(SQLModel, table=True):
+    """The inbound journal: every message we answered 250 for, raw, before any parsing."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = _ts(nullable=False)
+    peer: str = ""
+    mail_from: str = ""
+    rcpt_tos: str = ""  # newline-separated envelope recipients
+    message_id: str | None = Field(default=None, index=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # pending -> processed | duplicate | quarantined
+    status: str = Field(default="pending", index=True, max_length=16)
+    reason: str | None = None  # stable reason code when quarantined
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    processed_at: datetime | None = _optional_ts()
+
+
+class Update(SQLModel, table=True):
+    # A redelivered message (same Message-ID to the same team) never makes a second update,
+    # even when two processes handle the two copies at once.
+    __table_args__ = (
+        UniqueConstraint("team_id", "message_id"),
+        UniqueConstraint("team_id", "inbound_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    thread_id: int = Field(foreign_key="thread.id", index=True)
+    author_id: int = Field(foreign_key="person.id", index=True)
+    parent_id: int | None = Field(default=None, foreign_key="update.id")
+    inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id")
+    message_id: str | None = None
+    body: str = Field(sa_column=Column(Text, nullable=False))  # the new text, Markdown
+    quoted: str = Field(default="", sa_column=Column(Text, nullable=False))  # what was trimmed
+    extraction_confident: bool = True
+    placed_by: str = "new-thread"  # reply-token | new-thread | checkin
+    created_at: datetime = _ts(nullable=False, index=True)
+
+
+class Attachment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    update_id: int = Field(foreign_key="update.id", index=True)
+    filename: str
+    content_type: str = "application/octet-stream"
+    size: int = 0
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class OutboundMessage(SQLModel, table=True):
+    """The outbox: every message Tidings sends is written here before it is sent."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # digest | checkin | notice
+    idempotency_key: str = Field(unique=True, max_length=200)
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    recipient: str
+    subject: str
+    message_id: str = Field(index=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # pending -> sending (claimed by one worker) -> sent | failed
+    status: str = Field(default="pending", index=True, max_length=16)
+    claimed_at: datetime | None = _optional_ts()
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime = _ts(nullable=False)
+    sent_at: datetime | None = _optional_ts()
+
+
+class DigestItem(SQLModel, table=True):
+    """Which update went to whom in which digest; the unique key is 'never twice'."""
+
+    __table_args__ = (UniqueConstraint("person_id", "update_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    outbound_id: int = Field(foreign_key="outboundmessage.id", index=True)
+    person_id: int = Field(foreign_key="person.id")
+    update_id: int = Field(foreign_key="update.id")
+
+
+class ApiToken(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    team_id: int | None = Field(default=None, foreign_key="team.id")  # None: every team
+    scope: str = "read"
+    created_at: datetime = _ts(nullable=False)
+    revoked_at: datetime | None = _optional_ts()

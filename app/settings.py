@@ -1,0 +1,72 @@
+"""The one settings object. Read once by the composition root (the CLI) and passed in."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEY_FILE = "secret_key"
+
+
+class Settings(BaseSettings):
+    """Everything configurable, from `TIDINGS_*` environment variables or `.env`."""
+
+    model_config = SettingsConfigDict(env_prefix="TIDINGS_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="SQLite file, default Maildir and secret.")
+    database_url: str = Field("", description="SQLAlchemy URL; default: SQLite in data_dir.")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    mail_domain: str = Field("localhost", description="Team addresses are SLUG@mail_domain.")
+    base_url: str = Field("", description="Public archive URL; default from HTTP host and port.")
+    outbound_url: str = Field("", description="maildir:PATH (default data_dir/outbox), smtp://h:p")
+    secret_key: str = Field("", description="Signs tokens; generated into data_dir when unset.")
+    worker_poll_seconds: float = Field(5.0, description="How often the worker looks for work.")
+    templates_dir: Path = Field(
+        Path(__file__).resolve().parent.parent / "templates", description="Jinja2 templates."
+    )
+
+    def model_post_init(self, __context: object) -> None:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'tidings.db'}"
+        if not self.base_url:
+            self.base_url = f"http://{self.http_host}:{self.http_port}"
+        self.base_url = self.base_url.rstrip("/")
+        if not self.outbound_url:
+            self.outbound_url = f"maildir:{self.data_dir / 'outbox'}"
+        self.mail_domain = self.mail_domain.lower()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def team_address(self, slug: str) -> str:
+        return f"{slug}@{self.mail_domain}"
+
+    def ensure_secret_key(self) -> str:
+        """The signing secret: from the environment, else the one kept in data_dir.
+
+        Generated on first use and stored with mode 0600, so tokens signed before a
+        restart still verify after it, and no key is ever a constant in the code.
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / SECRET_KEY_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process created it first; read theirs
+            else:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(48))
+        self.secret_key = path.read_text().strip()
+        return self.secret_key

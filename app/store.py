@@ -1,0 +1,432 @@
+"""All SQL lives here: the services the CLI, API, web archive, listener and digests share.
+
+Functions take an open session and leave committing to the caller (the end of a
+request, of a message, of a command), so one unit of work is one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from sqlalchemy import func, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from app.errors import NotFound, TidingsError
+from app.models import (
+    ApiToken,
+    Attachment,
+    InboundMessage,
+    Membership,
+    Person,
+    Team,
+    Thread,
+    Update,
+    utcnow,
+)
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# Local parts we use for our own purposes; a team by that name would shadow them.
+RESERVED_SLUGS = frozenset({"digest", "postmaster", "abuse", "mailer-daemon", "noreply", "bounce"})
+CADENCES = ("daily", "weekly", "immediate", "off")
+
+
+# Teams ---------------------------------------------------------------------------------
+
+
+def create_team(session: Session, slug: str, name: str) -> Team:
+    slug = slug.strip().lower()
+    if not SLUG_RE.match(slug) or slug in RESERVED_SLUGS:
+        raise TidingsError(
+            f"'{slug}' cannot be a team slug.",
+            "Use lower-case letters, digits and hyphens (it becomes the address SLUG@domain),"
+            f" and none of: {', '.join(sorted(RESERVED_SLUGS))}.",
+        )
+    if session.exec(select(Team).where(Team.slug == slug)).first():
+        raise TidingsError(f"Team '{slug}' already exists.", "See it with `tidings team list`.")
+    team = Team(slug=slug, name=name.strip() or slug)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def get_team(session: Session, slug: str) -> Team:
+    team = session.exec(select(Team).where(Team.slug == slug.lower())).first()
+    if team is None:
+        raise NotFound(
+            f"No team '{slug}'.",
+            "List teams with `tidings team list`, or create one with"
+            f" `tidings team create {slug} --name NAME`.",
+        )
+    return team
+
+
+def list_teams(session: Session, team_ids: Sequence[int] | None = None) -> list[Team]:
+    query = select(Team).order_by(Team.slug)
+    if team_ids is not None:
+        query = query.where(Team.id.in_(team_ids))  # type: ignore[union-attr]
+    return list(session.exec(query))
+
+
+# People and memberships ----------------------------------------------------------------
+
+
+def normalise_email(address: str) -> str:
+    return address.strip().strip("<>").lower()
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        near = sorted(z for z in available_timezones() if name.lower() in z.lower())[:5]
+        hint = (
+            f"Did you mean {', '.join(near)}?"
+            if near
+            else "Use an IANA name such as Europe/Berlin."
+        )
+        raise TidingsError(f"Unknown time zone '{name}'.", hint) from exc
+    return name
+
+
+def add_member(
+    session: Session,
+    slug: str,
+    email: str,
+    name: str,
+    timezone: str = "UTC",
+    cadence: str = "daily",
+    hour: int = 9,
+) -> Person:
+    """Add a person to a team, creating the person or updating their name and settings."""
+    team = get_team(session, slug)
+    email = normalise_email(email)
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+|[^@\s]+@localhost", email):
+        raise TidingsError(f"'{email}' is not an email address.", "Give it as name@example.com.")
+    if cadence not in CADENCES:
+        raise TidingsError(
+            f"Unknown digest cadence '{cadence}'.", f"Use one of {', '.join(CADENCES)}."
+        )
+    if not 0 <= hour <= 23:
+        raise TidingsError(f"Digest hour {hour} is not an hour.", "Use 0 to 23 (local time).")
+    person = find_person(session, email)
+    if person is None:
+        person = Person(email=email, name=name or email.split("@")[0])
+        session.add(person)
+    elif name:
+        person.name = name
+    person.timezone = check_timezone(timezone)
+    person.digest_cadence = cadence
+    person.digest_hour = hour
+    session.flush()
+    if not is_member(session, team.id, person.id):  # type: ignore[arg-type]
+        session.add(Membership(team_id=team.id, person_id=person.id))  # type: ignore[arg-type]
+        session.flush()
+    return person
+
+
+def find_person(session: Session, email: str) -> Person | None:
+    return session.exec(select(Person).where(Person.email == normalise_email(email))).first()
+
+
+def is_member(session: Session, team_id: int, person_id: int) -> bool:
+    query = select(Membership.id).where(
+        Membership.team_id == team_id, Membership.person_id == person_id
+    )
+    return session.exec(query).first() is not None
+
+
+def list_members(session: Session, slug: str) -> list[Person]:
+    team = get_team(session, slug)
+    query = (
+        select(Person)
+        .join(Membership, Membership.person_id == Person.id)
+        .where(Membership.team_id == team.id)
+        .order_by(Person.email)
+    )
+    return list(session.exec(query))
+
+
+def team_ids_of(session: Session, person_id: int) -> list[int]:
+    query = select(Membership.team_id).where(Membership.person_id == person_id)
+    return list(session.exec(query))
+
+
+# Threads and updates -------------------------------------------------------------------
+
+
+def get_thread(session: Session, thread_id: int, team_ids: Sequence[int] | None = None) -> Thread:
+    thread = session.get(Thread, thread_id)
+    if thread is None or (team_ids is not None and thread.team_id not in team_ids):
+        raise NotFound(f"No thread {thread_id}.")
+    return thread
+
+
+def team_threads(session: Session, team_id: int, limit: int = 50, offset: int = 0) -> list[Thread]:
+    query = (
+        select(Thread)
+        .where(Thread.team_id == team_id)
+        .order_by(Thread.last_activity_at.desc(), Thread.id.desc())  # type: ignore[attr-defined]
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.exec(query))
+
+
+def checkin_thread(session: Session, team: Team, day: date) -> Thread:
+    """The team's check-in thread for `day`, created on first use (race-safe)."""
+    query = select(Thread).where(Thread.team_id == team.id, Thread.checkin_date == day)
+    thread = session.exec(query).first()
+    if thread is not None:
+        return thread
+    try:
+        with session.begin_nested():
+            thread = Thread(
+                team_id=team.id,  # type: ignore[arg-type]
+                title=f"{team.checkin_question} ({day.isoformat()})",
+                checkin_date=day,
+            )
+            session.add(thread)
+    except IntegrityError:
+        thread = session.exec(query).one()
+    return thread
+
+
+@dataclass(frozen=True)
+class NewAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def add_update(
+    session: Session,
+    *,
+    thread: Thread,
+    author: Person,
+    body: str,
+    quoted: str = "",
+    confident: bool = True,
+    parent: Update | None = None,
+    message_id: str | None = None,
+    inbound_id: int | None = None,
+    placed_by: str,
+    attachments: Sequence[NewAttachment] = (),
+) -> Update:
+    now = utcnow()
+    update = Update(
+        team_id=thread.team_id,
+        thread_id=thread.id,  # type: ignore[arg-type]
+        author_id=author.id,  # type: ignore[arg-type]
+        parent_id=parent.id if parent else None,
+        inbound_id=inbound_id,
+        message_id=message_id,
+        body=body,
+        quoted=quoted,
+        extraction_confident=confident,
+        placed_by=placed_by,
+        created_at=now,
+    )
+    session.add(update)
+    thread.last_activity_at = now
+    session.add(thread)
+    session.flush()
+    for item in attachments:
+        session.add(
+            Attachment(
+                update_id=update.id,  # type: ignore[arg-type]
+                filename=item.filename,
+                content_type=item.content_type,
+                size=len(item.data),
+                data=item.data,
+            )
+        )
+    session.flush()
+    return update
+
+
+def update_exists(session: Session, team_id: int, message_id: str) -> bool:
+    query = select(Update.id).where(Update.team_id == team_id, Update.message_id == message_id)
+    return session.exec(query).first() is not None
+
+
+def latest_update_in(session: Session, thread_id: int) -> Update | None:
+    query = (
+        select(Update)
+        .where(Update.thread_id == thread_id)
+        .order_by(Update.created_at.desc(), Update.id.desc())  # type: ignore[attr-defined]
+    )
+    return session.exec(query).first()
+
+
+def thread_updates(session: Session, thread_id: int) -> list[tuple[Update, Person]]:
+    query = (
+        select(Update, Person)
+        .join(Person, Person.id == Update.author_id)
+        .where(Update.thread_id == thread_id)
+        .order_by(Update.created_at, Update.id)
+    )
+    return [(u, p) for u, p in session.exec(query).all()]
+
+
+def attachments_of(session: Session, update_ids: Sequence[int]) -> dict[int, list[Attachment]]:
+    found: dict[int, list[Attachment]] = {i: [] for i in update_ids}
+    if update_ids:
+        query = select(Attachment).where(Attachment.update_id.in_(update_ids))  # type: ignore[attr-defined]
+        for att in session.exec(query):
+            found[att.update_id].append(att)
+    return found
+
+
+def get_attachment(
+    session: Session, attachment_id: int, team_ids: Sequence[int] | None
+) -> Attachment:
+    att = session.get(Attachment, attachment_id)
+    if att is not None:
+        update = session.get(Update, att.update_id)
+        if update is not None and (team_ids is None or update.team_id in team_ids):
+            return att
+    raise NotFound(f"No attachment {attachment_id}.")
+
+
+# The inbound journal -------------------------------------------------------------------
+
+
+def journal_message(
+    session: Session,
+    *,
+    raw: bytes,
+    mail_from: str,
+    rcpt_tos: Sequence[str],
+    peer: str,
+    message_id: str | None,
+) -> InboundMessage:
+    entry = InboundMessage(
+        raw=raw, mail_from=mail_from, rcpt_tos="\n".join(rcpt_tos), peer=peer, message_id=message_id
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def finish_inbound(
+    session: Session,
+    entry: InboundMessage,
+    status: str,
+    reason: str | None = None,
+    detail: str | None = None,
+) -> None:
+    entry.status = status
+    entry.reason = reason
+    entry.detail = detail
+    entry.processed_at = utcnow()
+    session.add(entry)
+
+
+def claim_pending_inbound(session: Session, limit: int = 20) -> list[InboundMessage]:
+    """Pending journal entries, locked so that other workers skip them (PostgreSQL)."""
+    query = (
+        select(InboundMessage)
+        .where(InboundMessage.status == "pending")
+        .order_by(InboundMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.exec(query))
+
+
+def quarantined(session: Session, limit: int = 100) -> list[InboundMessage]:
+    query = (
+        select(InboundMessage)
+        .where(InboundMessage.status == "quarantined")
+        .order_by(InboundMessage.id.desc())  # type: ignore[union-attr]
+        .limit(limit)
+    )
+    return list(session.exec(query))
+
+
+# API tokens ----------------------------------------------------------------------------
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(session: Session, team_slug: str | None, scope: str = "read") -> str:
+    """A new API token; only its hash is stored, so the caller must show it now."""
+    if scope not in ("read", "write"):
+        raise TidingsError(f"Unknown scope '{scope}'.", "Use read or write.")
+    team_id = get_team(session, team_slug).id if team_slug else None
+    token = "tid_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(token_hash=_hash_token(token), team_id=team_id, scope=scope))
+    session.flush()
+    return token
+
+
+def verify_api_token(session: Session, token: str) -> ApiToken | None:
+    query = select(ApiToken).where(
+        ApiToken.token_hash == _hash_token(token),
+        ApiToken.revoked_at.is_(None),  # type: ignore[union-attr]
+    )
+    return session.exec(query).first()
+
+
+def visible_team_ids(session: Session, api_token: ApiToken) -> list[int]:
+    if api_token.team_id is not None:
+        return [api_token.team_id]
+    return [t.id for t in list_teams(session)]  # type: ignore[misc]
+
+
+# Search --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    update: Update
+    author: Person
+    thread: Thread
+    snippet: str
+
+
+def _snippet(body: str, words: Sequence[str], width: int = 160) -> str:
+    lowered = body.lower()
+    positions = [lowered.find(w) for w in words if lowered.find(w) >= 0]
+    start = max(0, min(positions) - width // 3) if positions else 0
+    text = " ".join(body[start : start + width].split())
+    return ("…" if start else "") + text + ("…" if start + width < len(body) else "")
+
+
+def search_updates(
+    session: Session, query: str, team_ids: Sequence[int], limit: int = 50
+) -> list[SearchHit]:
+    """Updates in the given teams that contain every word of `query`, newest first.
+
+    A portable first engine (case-insensitive substring match on both databases);
+    full-text engines with ranking replace its inside, not its signature.
+    """
+    words = [w.lower() for w in query.split() if w.strip()]
+    if not words or not team_ids:
+        return []
+    stmt = (
+        select(Update, Person, Thread)
+        .join(Person, Person.id == Update.author_id)
+        .join(Thread, Thread.id == Update.thread_id)
+        .where(Update.team_id.in_(team_ids))  # type: ignore[attr-defined]
+    )
+    for word in words:
+        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(Update.body).like(pattern, escape="\\"),
+                func.lower(Thread.title).like(pattern, escape="\\"),
+            )
+        )
+    stmt = stmt.order_by(Update.created_at.desc(), Update.id.desc()).limit(limit)  # type: ignore[attr-defined]
+    return [SearchHit(u, p, t, _snippet(u.body, words)) for u, p, t in session.exec(stmt).all()]

@@ -1,0 +1,91 @@
+"""The one token signer: reply tokens that name a person and a thread.
+
+A reply address looks like `eng+r.<token>@mail.example.com`. The token is
+base32 of (key version, person id, thread id, truncated HMAC-SHA256), written
+in lower case, so it survives servers that change the case of local parts and
+fits comfortably in the 64-character limit of a local part.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import struct
+from dataclasses import dataclass
+
+_PAYLOAD = struct.Struct(">BII")  # key version, person id, thread id
+_MAC_BYTES = 10  # 80 bits: forging needs ~2^80 tries, far beyond what SMTP allows
+REPLY_PREFIX = "r."
+CURRENT_KEY_VERSION = 1
+
+
+class InvalidToken(ValueError):
+    """The token is malformed, tampered with, or signed by a key we do not hold."""
+
+
+@dataclass(frozen=True)
+class ReplyToken:
+    person_id: int
+    thread_id: int
+    key_version: int = CURRENT_KEY_VERSION
+
+
+def _key(secret: str, version: int) -> bytes:
+    return hmac.new(secret.encode(), b"tidings reply token v%d" % version, hashlib.sha256).digest()
+
+
+def sign_reply_token(token: ReplyToken, secret: str) -> str:
+    payload = _PAYLOAD.pack(token.key_version, token.person_id, token.thread_id)
+    mac = hmac.new(_key(secret, token.key_version), payload, hashlib.sha256).digest()[:_MAC_BYTES]
+    return base64.b32encode(payload + mac).decode().rstrip("=").lower()
+
+
+def verify_reply_token(text: str, secret: str) -> ReplyToken:
+    """The token's contents, or `InvalidToken`. Comparison is constant-time."""
+    raw = text.strip().upper()
+    try:
+        blob = base64.b32decode(raw + "=" * (-len(raw) % 8))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidToken("not a reply token") from exc
+    if len(blob) != _PAYLOAD.size + _MAC_BYTES:
+        raise InvalidToken("reply token has the wrong length")
+    payload, mac = blob[: _PAYLOAD.size], blob[_PAYLOAD.size :]
+    version, person_id, thread_id = _PAYLOAD.unpack(payload)
+    if version != CURRENT_KEY_VERSION:
+        raise InvalidToken("reply token signed with an unknown key version")
+    expected = hmac.new(_key(secret, version), payload, hashlib.sha256).digest()[:_MAC_BYTES]
+    if not hmac.compare_digest(mac, expected):
+        raise InvalidToken("reply token signature does not match")
+    # Re-encoding must give back the same text: base32 has spare bits that would
+    # otherwise let several spellings of one token verify.
+    if sign_reply_token(ReplyToken(person_id, thread_id, version), secret) != text.strip().lower():
+        raise InvalidToken("reply token is not in canonical form")
+    return ReplyToken(person_id, thread_id, version)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What an address at our mail domain means: a team, and maybe a reply token."""
+
+    team_slug: str
+    token: str | None = None
+
+
+def reply_address(slug: str, token: str, domain: str) -> str:
+    return f"{slug}+{REPLY_PREFIX}{token}@{domain}"
+
+
+def parse_recipient(address: str, domain: str) -> Recipient | None:
+    """Split `slug[+r.token]@domain`; None when the address is not at our domain."""
+    local, _, addr_domain = address.strip().strip("<>").rpartition("@")
+    if not local or addr_domain.lower() != domain.lower():
+        return None
+    local = local.lower()
+    slug, plus, tag = local.partition("+")
+    if not plus:
+        return Recipient(slug)
+    if tag.startswith(REPLY_PREFIX):
+        return Recipient(slug, tag[len(REPLY_PREFIX) :])
+    return Recipient(slug, tag)  # an unknown tag: the caller refuses it as a bad token

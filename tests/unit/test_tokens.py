@@ -1,0 +1,57 @@
+"""Reply tokens: round trip, case-insensitivity, and that any alteration fails."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.tokens import (
+    InvalidToken,
+    Recipient,
+    ReplyToken,
+    parse_recipient,
+    reply_address,
+    sign_reply_token,
+    verify_reply_token,
+)
+
+SECRET = "unit-test-secret"
+ids = st.integers(min_value=1, max_value=2**32 - 1)
+
+
+@given(ids, ids)
+def test_round_trip_in_any_case(person_id: int, thread_id: int) -> None:
+    token = sign_reply_token(ReplyToken(person_id, thread_id), SECRET)
+    assert len(f"eng+r.{token}") <= 64  # fits an address local part
+    for spelling in (token, token.upper(), token.swapcase()):
+        assert verify_reply_token(spelling, SECRET) == ReplyToken(person_id, thread_id)
+
+
+@given(ids, ids, st.data())
+def test_any_changed_character_fails(person_id: int, thread_id: int, data: st.DataObject) -> None:
+    token = sign_reply_token(ReplyToken(person_id, thread_id), SECRET)
+    index = data.draw(st.integers(0, len(token) - 1))
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    replacement = data.draw(st.sampled_from([c for c in alphabet if c != token[index]]))
+    tampered = token[:index] + replacement + token[index + 1 :]
+    with pytest.raises(InvalidToken):
+        verify_reply_token(tampered, SECRET)
+
+
+def test_other_secret_or_garbage_fails() -> None:
+    token = sign_reply_token(ReplyToken(1, 2), SECRET)
+    with pytest.raises(InvalidToken):
+        verify_reply_token(token, "another-secret")
+    for garbage in ["", "abc", "!!!!", token + "a", token[:-1]]:
+        with pytest.raises(InvalidToken):
+            verify_reply_token(garbage, SECRET)
+
+
+def test_reply_address_round_trips_through_recipient_parsing() -> None:
+    address = reply_address("eng", "tok123", "Mail.Example.com")
+    assert address == "eng+r.tok123@Mail.Example.com"
+    assert parse_recipient(address.upper(), "mail.example.com") == Recipient("eng", "tok123")
+    assert parse_recipient("<eng@mail.example.com>", "mail.example.com") == Recipient("eng")
+    assert parse_recipient("eng@other.example", "mail.example.com") is None
+    assert parse_recipient("not-an-address", "mail.example.com") is None
