@@ -1,0 +1,148 @@
+"""The aiosmtpd handler: the SMTP reply strings a sender sees, and the journal-first promise.
+
+RCPT refuses addresses that are neither a team address nor a valid reply address, so
+we never relay. DATA refuses senders who are not members of the team (their server
+bounces it back to them, so nothing is lost), then commits the raw message to the
+journal, and only then answers 250. Parsing and storing the update happens after
+that, off the SMTP path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import Engine
+from sqlmodel import Session as DbSession
+
+from app import store
+from app.db import session_scope
+from app.errors import NotFound
+from app.settings import Settings
+from app.tokens import InvalidToken, parse_recipient, verify_reply_token
+from smtp.classify import classify_message
+from smtp.parse import header_message, message_id_of, sender_address
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+OK_RCPT = "250 2.1.5 Recipient OK"
+
+
+class TidingsHandler:
+    """aiosmtpd hooks; each returns the SMTP reply line the client sees."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        on_journaled: Callable[[int], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.domain = settings.mail_domain
+        self.secret = settings.ensure_secret_key()
+        self.on_journaled = on_journaled
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        refusal = await asyncio.to_thread(self.check_recipient, address)
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return OK_RCPT
+
+    def check_recipient(self, address: str) -> str | None:
+        """The 550 line for an address we do not take mail for, or None."""
+        recipient = parse_recipient(address, self.domain)
+        if recipient is None:
+            return f"550 5.7.1 <{address}>: relaying denied; this server only takes team mail"
+        if recipient.team_slug == "digest" and recipient.token is None:
+            return (
+                "550 5.1.1 Digests cannot be answered as a whole: reply to one item with"
+                " its Reply link, or write to the team address"
+            )
+        with session_scope(self.engine) as db:
+            try:
+                team = store.get_team(db, recipient.team_slug)
+            except NotFound:
+                return f"550 5.1.1 <{address}>: no such team"
+            if recipient.token is None:
+                return None
+            try:
+                claim = verify_reply_token(recipient.token, self.secret)
+                store.get_thread(db, claim.thread_id, [team.id])  # type: ignore[list-item]
+            except (InvalidToken, NotFound):
+                return (
+                    f"550 5.1.1 <{address}>: this reply address is not valid (altered, or"
+                    " for a thread that no longer exists); reply from the original email"
+                )
+        return None
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        peer = str(session.peer[0]) if session.peer else ""
+        result = await asyncio.to_thread(self.accept, raw, envelope, peer)
+        if isinstance(result, str):
+            return result
+        if self.on_journaled is not None:
+            self.on_journaled(result)
+        return f"250 2.0.0 Message accepted as {result}"
+
+    def accept(self, raw: bytes, envelope: Envelope, peer: str) -> int | str:
+        """Journal the message and return its id, or the 550 line refusing it."""
+        headers = header_message(raw)
+        sender = sender_address(headers)
+        automatic = not envelope.mail_from or classify_message(headers).kind != "human"
+        with session_scope(self.engine) as db:
+            # Bounces and auto-replies are kept (quarantined by processing, never posted):
+            # refusing them would only make the sending server bounce a bounce.
+            if not automatic:
+                refusal = self._check_sender(db, sender, envelope.rcpt_tos)
+                if refusal:
+                    return refusal
+            entry = store.journal_message(
+                db,
+                raw=raw,
+                mail_from=envelope.mail_from or "",
+                rcpt_tos=envelope.rcpt_tos,
+                peer=peer,
+                message_id=message_id_of(headers),
+            )
+            entry_id = entry.id
+        log.info("journaled message %s from %s", entry_id, peer)
+        return entry_id  # type: ignore[return-value]
+
+    def _check_sender(self, db: DbSession, sender: str, rcpt_tos: list[str]) -> str | None:
+        person = store.find_person(db, sender) if sender else None
+        for rcpt in rcpt_tos:
+            recipient = parse_recipient(rcpt, self.domain)
+            if recipient is None:
+                continue
+            team = store.get_team(db, recipient.team_slug)
+            if person is None or not store.is_member(db, team.id, person.id):  # type: ignore[arg-type]
+                who = sender or "a message without a From address"
+                return (
+                    f"550 5.7.1 {who} is not a member of {team.slug}; ask a team admin to add"
+                    " you, then send again"
+                )
+        return None
+
+
+def make_smtp_server(handler: TidingsHandler, hostname: str) -> SMTP:
+    return SMTP(
+        handler,
+        hostname=hostname,
+        data_size_limit=MAX_MESSAGE_BYTES,
+        enable_SMTPUTF8=True,
+        ident="Tidings ESMTP",
+    )

@@ -1,0 +1,183 @@
+"""Journal entries -> updates. Restartable and idempotent: safe to run in several processes.
+
+The listener has already committed the raw message (see handler.py). Here each
+pending entry is parsed and stored as updates, or marked quarantined with a reason
+code and a sentence a person can read; nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app import store
+from app.db import session_scope
+from app.errors import NotFound
+from app.models import InboundMessage, Person, Team, Thread, Update
+from app.tokens import InvalidToken, parse_recipient, verify_reply_token
+from smtp.parse import ParsedMessage, UnparseableMessage, parse_message, thread_title
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a message, or one of its recipients, did not become an update."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Placement:
+    thread: Thread
+    parent: Update | None
+    placed_by: str
+
+
+def _place(
+    session: Session,
+    team: Team,
+    author: Person,
+    token: str | None,
+    parsed: ParsedMessage,
+    secret: str,
+) -> Placement | Refusal:
+    if token is None:
+        thread = Thread(team_id=team.id, title=thread_title(parsed.subject))  # type: ignore[arg-type]
+        session.add(thread)
+        session.flush()
+        return Placement(thread, None, "new-thread")
+    try:
+        claim = verify_reply_token(token, secret)
+        thread = store.get_thread(session, claim.thread_id, [team.id])  # type: ignore[list-item]
+    except (InvalidToken, NotFound) as exc:
+        return Refusal("bad-token", f"The reply address is not valid: {exc}.")
+    if claim.person_id != author.id:
+        return Refusal(
+            "unverified-sender",
+            f"The reply address was issued to someone else, but the message is from"
+            f" {author.email}; it is held until that person approves it.",
+        )
+    if thread.checkin_date is not None:
+        return Placement(thread, None, "checkin")
+    root = store.thread_updates(session, thread.id)  # type: ignore[arg-type]
+    return Placement(thread, root[0][0] if root else None, "reply-token")
+
+
+def _store_for_recipient(
+    session: Session,
+    entry: InboundMessage,
+    parsed: ParsedMessage,
+    rcpt: str,
+    domain: str,
+    secret: str,
+) -> Update | Refusal:
+    recipient = parse_recipient(rcpt, domain)
+    if recipient is None:
+        return Refusal("unknown-recipient", f"{rcpt} is not an address of this server.")
+    try:
+        team = store.get_team(session, recipient.team_slug)
+    except NotFound:
+        return Refusal("unknown-team", f"There is no team '{recipient.team_slug}'.")
+    author = store.find_person(session, parsed.from_address)
+    if author is None or not store.is_member(session, team.id, author.id):  # type: ignore[arg-type]
+        return Refusal(
+            "not-a-member", f"{parsed.from_address or 'The sender'} is not a member of {team.slug}."
+        )
+    if parsed.message_id and store.update_exists(session, team.id, parsed.message_id):  # type: ignore[arg-type]
+        return Refusal(
+            "duplicate", f"Message {parsed.message_id} was already posted to {team.slug}."
+        )
+    if not parsed.text.strip() and not parsed.attachments:
+        return Refusal("empty-reply", "The message had no new text of its own after trimming.")
+    placement = _place(session, team, author, recipient.token, parsed, secret)
+    if isinstance(placement, Refusal):
+        return placement
+    return store.add_update(
+        session,
+        thread=placement.thread,
+        author=author,
+        body=parsed.text,
+        quoted=parsed.quoted,
+        confident=parsed.confident,
+        parent=placement.parent,
+        message_id=parsed.message_id,
+        inbound_id=entry.id,
+        placed_by=placement.placed_by,
+        attachments=parsed.attachments,
+    )
+
+
+def process_entry(session: Session, entry: InboundMessage, domain: str, secret: str) -> None:
+    """Turn one journal entry into updates, or record why not. The caller commits."""
+    try:
+        parsed = parse_message(entry.raw)
+    except UnparseableMessage as exc:
+        store.finish_inbound(session, entry, "quarantined", "unparseable", str(exc))
+        return
+    kind = parsed.classification.kind
+    if kind != "human":
+        detail = parsed.classification.detail or f"Recognised as {kind.replace('_', '-')}."
+        store.finish_inbound(session, entry, "quarantined", kind.replace("_", "-"), detail)
+        return
+    results = [
+        _store_for_recipient(session, entry, parsed, rcpt, domain, secret)
+        for rcpt in entry.rcpt_tos.split("\n")
+        if rcpt
+    ]
+    refusals = [r for r in results if isinstance(r, Refusal)]
+    if len(refusals) < len(results):
+        detail = "; ".join(r.detail for r in refusals) or None
+        store.finish_inbound(session, entry, "processed", None, detail)
+    elif refusals and all(r.reason == "duplicate" for r in refusals):
+        store.finish_inbound(session, entry, "duplicate", "duplicate", refusals[0].detail)
+    else:
+        first = refusals[0] if refusals else Refusal("no-recipient", "No recipient to deliver to.")
+        detail = "; ".join(r.detail for r in refusals) or first.detail
+        store.finish_inbound(session, entry, "quarantined", first.reason, detail)
+
+
+def process_journal_entry(engine: Engine, entry_id: int, domain: str, secret: str) -> str:
+    """Process one entry in its own transaction; returns the entry's final status.
+
+    Any failure while storing leaves the raw message in the journal, quarantined with
+    the error as its reason, so a bug in processing never loses mail.
+    """
+    try:
+        with session_scope(engine) as session:
+            entry = session.get(InboundMessage, entry_id, with_for_update={"skip_locked": True})
+            if entry is None or entry.status != "pending":
+                return entry.status if entry else "missing"
+            process_entry(session, entry, domain, secret)
+            return entry.status
+    except IntegrityError:
+        # Another process stored the same message first (same Message-ID, same team).
+        with session_scope(engine) as session:
+            entry = session.get(InboundMessage, entry_id)
+            if entry is not None and entry.status == "pending":
+                store.finish_inbound(session, entry, "duplicate", "duplicate", "Stored already.")
+            return entry.status if entry else "missing"
+    except Exception as exc:
+        log.exception("processing journal entry %s failed", entry_id)
+        with session_scope(engine) as session:
+            entry = session.get(InboundMessage, entry_id)
+            if entry is None:
+                return "missing"
+            store.finish_inbound(
+                session, entry, "quarantined", "processing-error", f"{type(exc).__name__}: {exc}"
+            )
+            return entry.status
+
+
+def process_pending(engine: Engine, domain: str, secret: str, limit: int = 100) -> int:
+    """Process journal entries still pending (after a crash, or from another listener)."""
+    with session_scope(engine) as session:
+        ids = [e.id for e in store.claim_pending_inbound(session, limit)]
+    for entry_id in ids:
+        process_journal_entry(engine, entry_id, domain, secret)  # type: ignore[arg-type]
+    return len(ids)

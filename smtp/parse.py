@@ -1,0 +1,101 @@
+"""Raw RFC 822 bytes -> the facts processing needs. Pure: no database, no clock."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email
+import email.policy
+import re
+from dataclasses import dataclass, field
+from email.message import Message
+from email.utils import getaddresses, parseaddr
+
+import mailparser
+
+from app.store import NewAttachment
+from smtp.classify import Classification, classify_message
+from smtp.extract import extract_reply_parts
+
+_SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|antw|wg|tr|rv|vs)\s*(\[\d+\])?\s*:\s*)+", re.I)
+
+
+class UnparseableMessage(ValueError):
+    """The message cannot be read well enough to become an update."""
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    from_address: str
+    from_name: str
+    subject: str
+    message_id: str | None
+    text: str
+    quoted: str
+    confident: bool
+    classification: Classification
+    attachments: list[NewAttachment] = field(default_factory=list)
+
+
+def header_message(raw: bytes) -> Message:
+    """Only the headers, cheaply and without ever raising: enough for routing decisions."""
+    return email.message_from_bytes(raw, policy=email.policy.compat32)
+
+
+def sender_address(message: Message) -> str:
+    """The From address, lower-cased ('' when there is none we can read)."""
+    value = str(message.get("From", "") or "")
+    addresses = [addr for _, addr in getaddresses([value]) if "@" in addr]
+    return addresses[0].strip().lower() if addresses else ""
+
+
+def message_id_of(message: Message) -> str | None:
+    value = str(message.get("Message-ID", "") or "").strip()
+    return value[:250] or None
+
+
+def thread_title(subject: str) -> str:
+    """A subject without reply/forward prefixes in the common languages."""
+    title = _SUBJECT_PREFIX.sub("", subject or "").strip()
+    return " ".join(title.split())[:200] or "(no subject)"
+
+
+def _attachments(parsed: mailparser.MailParser) -> list[NewAttachment]:
+    found = []
+    for item in parsed.attachments:
+        payload = item.get("payload") or ""
+        try:
+            data = base64.b64decode(payload) if item.get("binary") else payload.encode("utf-8")
+        except (binascii.Error, ValueError):
+            continue  # an undecodable part: the raw message in the journal still has it
+        name = item.get("filename") or "attachment"
+        found.append(
+            NewAttachment(
+                filename=name[:200],
+                content_type=item.get("mail_content_type") or "application/octet-stream",
+                data=data,
+            )
+        )
+    return found
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse a message for storage; raises `UnparseableMessage` with the reason."""
+    headers = header_message(raw)
+    try:
+        parsed = mailparser.parse_from_bytes(raw)
+    except Exception as exc:  # mail-parser raises many kinds on broken MIME
+        raise UnparseableMessage(f"MIME structure could not be parsed: {exc}") from exc
+    name, address = parseaddr(str(headers.get("From", "") or ""))
+    reply = extract_reply_parts(raw)
+    return ParsedMessage(
+        from_address=sender_address(headers) or address.lower(),
+        from_name=name,
+        subject=str(parsed.subject or ""),
+        message_id=message_id_of(headers),
+        text=reply.text.replace("\x00", ""),
+        quoted=reply.quoted.replace("\x00", ""),
+        confident=reply.confident,
+        classification=classify_message(headers),
+        attachments=_attachments(parsed),
+    )
