@@ -1,0 +1,1 @@
+"""Outbound mail: digests and check-in prompts, the mail renderer, the outbox sender."""
