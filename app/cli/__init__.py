@@ -1,0 +1,365 @@
+"""The `tidings` command line. Settings are read here, once, and passed down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from app import store
+from app.db import make_engine, schema_is_current, session_scope, upgrade
+from app.errors import TidingsError
+from app.models import utcnow
+from app.settings import Settings
+from app.views import quarantined_out
+
+T = TypeVar("T")
+
+cli = typer.Typer(
+    name="tidings",
+    help=(
+        "Tidings: email-first async check-ins.\n\n"
+        "Start everything with `tidings serve`; manage teams and members with the other"
+        " commands. Settings come from TIDINGS_* environment variables or .env."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
+team_cli = typer.Typer(help="Create and list teams.", no_args_is_help=True)
+member_cli = typer.Typer(help="Add and list team members.", no_args_is_help=True)
+checkin_cli = typer.Typer(help="Check-in questions.", no_args_is_help=True)
+digest_cli = typer.Typer(help="Digests.", no_args_is_help=True)
+token_cli = typer.Typer(help="API tokens.", no_args_is_help=True)
+quarantine_cli = typer.Typer(help="Mail that was kept but not posted.", no_args_is_help=True)
+for sub, name in [
+    (db_cli, "db"),
+    (team_cli, "team"),
+    (member_cli, "member"),
+    (checkin_cli, "checkin"),
+    (digest_cli, "digest"),
+    (token_cli, "token"),
+    (quarantine_cli, "quarantine"),
+]:
+    cli.add_typer(sub, name=name)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def say(text: str) -> None:
+    """Progress and notes go to stderr, so stdout stays clean for scripts."""
+    typer.echo(text, err=True)
+
+
+def fail(error: TidingsError | str) -> None:
+    typer.secho(f"Error: {error}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(1)
+
+
+def ready_engine(cfg: Settings) -> Engine:
+    """An engine on an up-to-date schema, or a clear error that says what to run."""
+    engine = make_engine(cfg.database_url)
+    url = engine.url.render_as_string(hide_password=True)
+    try:
+        current = schema_is_current(engine)
+    except OperationalError as exc:
+        fail(
+            TidingsError(
+                f"Cannot reach the database {url}: {exc.orig}",
+                "Check TIDINGS_DATABASE_URL, and that the server is running.",
+            )
+        )
+    if not current:
+        fail(
+            TidingsError(
+                f"The database {url} is not set up for this version of Tidings.",
+                "Run `tidings db upgrade` (`make run` does it for you).",
+            )
+        )
+    return engine
+
+
+def with_session(fn: Callable[..., T], *args: Any) -> T:
+    engine = ready_engine(settings())
+    try:
+        with session_scope(engine) as session:
+            return fn(session, *args)
+    except TidingsError as exc:
+        fail(exc)
+        raise  # unreachable: fail() exits
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+# Services ----------------------------------------------------------------------------------
+
+
+def _run(parts_kw: dict[str, bool], upgrade_first: bool) -> None:
+    from app.cli.runtime import Parts, run_services
+
+    cfg = settings()
+    if upgrade_first:
+        db_upgrade()
+    engine = ready_engine(cfg)
+    try:
+        asyncio.run(run_services(cfg, engine, Parts(**parts_kw), say))
+    except OSError as exc:
+        fail(
+            TidingsError(
+                f"Could not start: {exc}",
+                "Is another Tidings already running? Change TIDINGS_SMTP_PORT or"
+                " TIDINGS_HTTP_PORT to use other ports.",
+            )
+        )
+    except TidingsError as exc:
+        fail(exc)
+    say("Stopped.")
+
+
+@cli.command()
+def serve() -> None:
+    """Upgrade the database, then run everything in one process: the SMTP listener,
+    the web archive and API, and the worker (mail processing, digests, sending).
+
+    Example: TIDINGS_MAIL_DOMAIN=updates.example.com tidings serve
+    """
+    _run({}, upgrade_first=True)
+
+
+@cli.command("smtp")
+def smtp_command() -> None:
+    """Run only the SMTP listener (scale out: several listeners, one database)."""
+    _run({"web": False, "worker": False}, upgrade_first=False)
+
+
+@cli.command()
+def web() -> None:
+    """Run only the web archive and JSON API."""
+    _run({"smtp": False, "worker": False}, upgrade_first=False)
+
+
+@cli.command()
+def worker() -> None:
+    """Run only the worker: process journaled mail, plan due digests, send the outbox."""
+    _run({"smtp": False, "web": False}, upgrade_first=False)
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database, or bring its schema up to date (safe to run any time)."""
+    cfg = settings()
+    url = make_engine(cfg.database_url).url.render_as_string(hide_password=True)
+    say(f"Upgrading database {url} ...")
+    try:
+        upgrade(cfg.database_url)
+    except OperationalError as exc:
+        fail(
+            TidingsError(
+                f"Cannot reach the database {url}: {exc.orig}",
+                "Check TIDINGS_DATABASE_URL, and that the server is running.",
+            )
+        )
+    say("Database is up to date.")
+
+
+# Teams and members ----------------------------------------------------------------------
+
+
+@team_cli.command("create")
+def team_create(
+    slug: Annotated[str, typer.Argument(help="Short name; the team's address is SLUG@domain.")],
+    name: Annotated[str, typer.Option("--name", help="Display name.")] = "",
+) -> None:
+    """Create a team. Example: tidings team create eng --name "Engineering\""""
+    cfg = settings()
+    team = with_session(store.create_team, slug, name or slug)
+    say(f"Created team {team.slug} ({team.name}).")
+    say(f"Members post by writing to {cfg.team_address(team.slug)}.")
+    say(f"Next: tidings member add {team.slug} alice@example.com --name Alice --tz Europe/Berlin")
+
+
+@team_cli.command("list")
+def team_list(as_json: JsonOpt = False) -> None:
+    """List teams and their addresses."""
+    cfg = settings()
+    teams = with_session(store.list_teams)
+    rows = [{"slug": t.slug, "name": t.name, "address": cfg.team_address(t.slug)} for t in teams]
+    if as_json:
+        print_json(rows)
+    elif not rows:
+        say('No teams yet. Create one: tidings team create eng --name "Engineering"')
+    for row in rows if not as_json else []:
+        typer.echo(f"{row['slug']:<16} {row['name']:<24} {row['address']}")
+
+
+@member_cli.command("add")
+def member_add(
+    slug: Annotated[str, typer.Argument(help="The team's slug.")],
+    email: Annotated[str, typer.Argument(help="The member's email address.")],
+    name: Annotated[str, typer.Option("--name", help="Display name.")] = "",
+    tz: Annotated[str, typer.Option("--tz", help="IANA time zone, e.g. Europe/Berlin.")] = "UTC",
+    digest: Annotated[
+        str, typer.Option("--digest", help="daily, weekly, immediate or off.")
+    ] = "daily",
+    hour: Annotated[int, typer.Option("--hour", help="Local hour for the digest, 0-23.")] = 9,
+) -> None:
+    """Add someone to a team (or update them if already there).
+
+    Example: tidings member add eng alice@example.com --name Alice --tz Europe/Berlin
+    """
+    person = with_session(store.add_member, slug, email, name, tz, digest, hour)
+    say(
+        f"{person.name} <{person.email}> is a member of {slug.lower()};"
+        f" digest {person.digest_cadence} at {person.digest_hour:02d}:00 {person.timezone}."
+    )
+
+
+@member_cli.command("list")
+def member_list(
+    slug: Annotated[str, typer.Argument(help="The team's slug.")], as_json: JsonOpt = False
+) -> None:
+    """List a team's members and their digest settings."""
+    people = with_session(store.list_members, slug)
+    rows = [
+        {
+            "email": p.email,
+            "name": p.name,
+            "timezone": p.timezone,
+            "digest": p.digest_cadence,
+            "hour": p.digest_hour,
+        }
+        for p in people
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        say(f"No members yet: tidings member add {slug} alice@example.com --name Alice")
+    for r in rows:
+        typer.echo(
+            f"{r['email']:<32} {r['name']:<20} {r['timezone']:<20} {r['digest']} {r['hour']:02d}:00"
+        )
+
+
+# Outbound -------------------------------------------------------------------------------
+
+
+def _deliver(cfg: Settings, engine: Engine) -> None:
+    from digest.send import deliver_pending, transport_from_url
+
+    try:
+        transport = transport_from_url(cfg.outbound_url)
+    except TidingsError as exc:
+        fail(exc)
+    say(f"Sending through {transport.description} ...")
+    report = asyncio.run(deliver_pending(engine, transport))
+    say(f"Sent {report.sent}, failed {report.failed}.")
+    if report.failed:
+        fail(
+            TidingsError(
+                f"{report.failed} message(s) could not be sent.",
+                "They stay in the outbox and are retried by the worker.",
+            )
+        )
+
+
+@checkin_cli.command("send")
+def checkin_send(slug: Annotated[str, typer.Argument(help="The team's slug.")]) -> None:
+    """Email every member of the team its check-in question now.
+
+    Replies go to that day's check-in thread. Running it twice on one day asks nobody twice.
+    Example: tidings checkin send eng
+    """
+    from digest.checkin import plan_checkin
+
+    cfg = settings()
+    engine = ready_engine(cfg)
+    try:
+        with session_scope(engine) as session:
+            run = plan_checkin(session, slug, cfg, utcnow())
+    except TidingsError as exc:
+        fail(exc)
+    say(f"Check-in for {slug}: {run.planned} to send, {run.already_sent} already asked today.")
+    _deliver(cfg, engine)
+
+
+@digest_cli.command("run")
+def digest_run(
+    now: Annotated[
+        bool, typer.Option("--now", help="Send to everyone with something new, not only those due.")
+    ] = False,
+) -> None:
+    """Plan and send digests: each member due (or everyone, with --now) gets what others
+    wrote since their last digest; nothing is sent to members with nothing new.
+
+    Example: tidings digest run --now
+    """
+    from digest.build import run_digests
+
+    cfg = settings()
+    engine = ready_engine(cfg)
+    say("Planning digests ...")
+    run = run_digests(engine, cfg, utcnow(), force=now)
+    say(
+        f"Digests: {run.planned} planned, {run.nothing_new} with nothing new,"
+        f" {run.skipped} not due."
+    )
+    _deliver(cfg, engine)
+
+
+# Tokens and quarantine ------------------------------------------------------------------
+
+
+@token_cli.command("create")
+def token_create(
+    team: Annotated[
+        str | None, typer.Option("--team", help="Limit the token to one team (default: all).")
+    ] = None,
+    scope: Annotated[str, typer.Option("--scope", help="read or write.")] = "read",
+) -> None:
+    """Create an API token. It is printed once, alone on the last line of stdout.
+
+    Example: TOKEN=$(tidings token create --team eng | tail -1)
+    """
+    token = with_session(store.create_api_token, team, scope)
+    say(
+        f"API token for {'team ' + team if team else 'all teams'} ({scope}); it is not shown again:"
+    )
+    typer.echo(token)
+
+
+@quarantine_cli.command("list")
+def quarantine_list(as_json: JsonOpt = False) -> None:
+    """Show mail that was kept but not posted, with the reason."""
+    entries = with_session(store.quarantined)
+    rows = [quarantined_out(e).model_dump(mode="json") for e in entries]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        say("The quarantine is empty.")
+    for r in rows:
+        typer.echo(
+            f"#{r['id']:<6} {r['received_at'][:19]}  {r['mail_from'] or '<>':<28}"
+            f" {r['reason']}: {r['detail']}"
+        )
+
+
+def main() -> None:
+    try:
+        cli()
+    except KeyboardInterrupt:
+        sys.exit(130)

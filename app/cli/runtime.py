@@ -1,0 +1,145 @@
+"""The composition root: wires the listener (smtp/), the web app (app/) and the worker
+(smtp/ processing, digest/ planning and sending) into running services.
+
+This is the one module of app/ that imports smtp/ and digest/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import uvicorn
+from sqlalchemy import Engine
+
+from app.main import create_app
+from app.models import utcnow
+from app.settings import Settings
+from digest.build import run_digests
+from digest.send import Transport, deliver_pending, transport_from_url
+from smtp.handler import TidingsHandler, make_smtp_server
+from smtp.ingest import process_journal_entry, process_pending
+
+log = logging.getLogger("tidings")
+
+
+@dataclass(frozen=True)
+class Parts:
+    smtp: bool = True
+    web: bool = True
+    worker: bool = True
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: we stop every part together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Worker:
+    """Processes the inbound journal, plans due digests and delivers the outbox.
+
+    It wakes every `worker_poll_seconds`, or at once when `poke()` is called (the
+    listener pokes it when it has journaled a message, so replies show up quickly).
+    """
+
+    def __init__(self, engine: Engine, settings: Settings, transport: Transport) -> None:
+        self.engine, self.settings, self.transport = engine, settings, transport
+        self.secret = settings.ensure_secret_key()
+        self.wake = asyncio.Event()
+
+    def poke(self) -> None:
+        self.wake.set()
+
+    async def tick(self) -> None:
+        domain = self.settings.mail_domain
+        await asyncio.to_thread(process_pending, self.engine, domain, self.secret)
+        await asyncio.to_thread(run_digests, self.engine, self.settings, utcnow())
+        await deliver_pending(self.engine, self.transport)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("worker tick failed; retrying on the next one")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.settings.worker_poll_seconds)
+            self.wake.clear()
+
+
+async def run_services(
+    settings: Settings, engine: Engine, parts: Parts, announce: Callable[[str], None]
+) -> None:
+    """Run the chosen parts until SIGINT/SIGTERM; `announce` prints where each one is."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks: list[asyncio.Task[None]] = []
+    background: set[asyncio.Future[str]] = set()
+    worker = Worker(engine, settings, transport_from_url(settings.outbound_url))
+    secret = settings.ensure_secret_key()
+
+    def process_now(entry_id: int) -> None:
+        future = asyncio.ensure_future(
+            asyncio.to_thread(process_journal_entry, engine, entry_id, settings.mail_domain, secret)
+        )
+        background.add(future)
+        future.add_done_callback(background.discard)
+        future.add_done_callback(lambda _f: worker.poke())
+
+    smtp_server = None
+    if parts.smtp:
+        handler = TidingsHandler(engine, settings, on_journaled=process_now)
+        smtp_server = await loop.create_server(
+            lambda: make_smtp_server(handler, settings.mail_domain),
+            settings.smtp_host,
+            settings.smtp_port,
+        )
+        announce(
+            f"Mail in:   smtp://{settings.smtp_host}:{settings.smtp_port}"
+            f"  (team addresses: SLUG@{settings.mail_domain})"
+        )
+    web_server = None
+    if parts.web:
+        config = uvicorn.Config(
+            create_app(settings, engine),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            lifespan="off",
+        )
+        web_server = _Server(config)
+        tasks.append(asyncio.create_task(web_server.serve()))
+        announce(f"Archive:   {settings.base_url}/   API: {settings.base_url}/docs")
+    worker_task = None
+    if parts.worker:
+        worker_task = asyncio.create_task(worker.run())
+        tasks.append(worker_task)
+        announce(f"Mail out:  {worker.transport.description}")
+        announce(f"Database:  {engine.url.render_as_string(hide_password=True)}")
+    announce("Stop with Ctrl-C.")
+
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    if smtp_server is not None:
+        smtp_server.close()
+        await smtp_server.wait_closed()
+    if web_server is not None:
+        web_server.should_exit = True
+    if background:
+        await asyncio.wait(background, timeout=30)
+    if worker_task is not None:
+        worker_task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    waiter.cancel()
+    for task in done:
+        if task is not waiter and task.exception():
+            raise task.exception()  # type: ignore[misc]

@@ -1,0 +1,91 @@
+"""Read models shared by the API and the web archive, so both show the same thing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session
+
+from app import store
+from app.models import InboundMessage, Team, Thread
+from app.schemas import (
+    AttachmentOut,
+    AuthorOut,
+    QuarantinedOut,
+    SearchHitOut,
+    ThreadDetailOut,
+    ThreadOut,
+    UpdateOut,
+)
+
+
+def thread_out(thread: Thread, team: Team) -> ThreadOut:
+    return ThreadOut(
+        id=thread.id,  # type: ignore[arg-type]
+        team=team.slug,
+        title=thread.title,
+        checkin_date=thread.checkin_date,
+        created_at=thread.created_at,
+        last_activity_at=thread.last_activity_at,
+    )
+
+
+def thread_detail(
+    session: Session, thread_id: int, team_ids: Sequence[int] | None, base_url: str = ""
+) -> ThreadDetailOut:
+    thread = store.get_thread(session, thread_id, team_ids)
+    team = session.get(Team, thread.team_id)
+    rows = store.thread_updates(session, thread_id)
+    files = store.attachments_of(session, [u.id for u, _ in rows])  # type: ignore[misc]
+    updates = [
+        UpdateOut(
+            id=u.id,  # type: ignore[arg-type]
+            parent_id=u.parent_id,
+            author=AuthorOut(name=p.name, email=p.email),
+            body=u.body,
+            quoted=u.quoted,
+            extraction_confident=u.extraction_confident,
+            placed_by=u.placed_by,
+            created_at=u.created_at,
+            attachments=[
+                AttachmentOut(
+                    id=a.id,  # type: ignore[arg-type]
+                    filename=a.filename,
+                    content_type=a.content_type,
+                    size=a.size,
+                    url=f"{base_url}/attachments/{a.id}",
+                )
+                for a in files[u.id]  # type: ignore[index]
+            ],
+        )
+        for u, p in rows
+    ]
+    return ThreadDetailOut(**thread_out(thread, team).model_dump(), updates=updates)  # type: ignore[arg-type]
+
+
+def search_out(session: Session, q: str, team_ids: Sequence[int]) -> list[SearchHitOut]:
+    slugs = {t.id: t.slug for t in store.list_teams(session, team_ids)}
+    return [
+        SearchHitOut(
+            update_id=hit.update.id,  # type: ignore[arg-type]
+            thread_id=hit.thread.id,  # type: ignore[arg-type]
+            thread_title=hit.thread.title,
+            team=slugs[hit.update.team_id],
+            author=AuthorOut(name=hit.author.name, email=hit.author.email),
+            snippet=hit.snippet,
+            created_at=hit.update.created_at,
+        )
+        for hit in store.search_updates(session, q, team_ids)
+    ]
+
+
+def quarantined_out(entry: InboundMessage) -> QuarantinedOut:
+    return QuarantinedOut(
+        id=entry.id,  # type: ignore[arg-type]
+        received_at=entry.received_at,
+        mail_from=entry.mail_from,
+        rcpt_tos=[r for r in entry.rcpt_tos.split("\n") if r],
+        message_id=entry.message_id,
+        reason=entry.reason,
+        detail=entry.detail,
+    )
