@@ -49,7 +49,8 @@ MISLABELLED_1252 = (
 )
 
 SHIFT_JIS = (
-    HEAD + b"Content-Type: text/plain; charset=Shift_JIS\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    HEAD
+    + b"Content-Type: text/plain; charset=Shift_JIS\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
     + "了解しました。\r\n\r\n2024年3月4日(月) 9:00 Bo <bo@example.com>:\r\n> 確認?\r\n".encode(
         "cp932"
     )
@@ -104,11 +105,14 @@ def test_str_body_and_parts_agree() -> None:
             '<img src="https://t.example/p.gif" width="1" height="1"><script>x()</script>',
             "Visible",
         ),
-        ("<div>Top</div><div class=\"moz-cite-prefix\">On X wrote:</div><blockquote>q</blockquote>",
-         "Top"),
-        ("<div>Top</div><div class=\"yahoo_quoted\">old</div>", "Top"),
-        ("<div>Top</div><div class=\"protonmail_quote\">old</div>", "Top"),
-        ("<div>Top</div><div id=\"OLK_SRC_BODY_SECTION\">old</div>", "Top"),
+        (
+            '<div>Top</div><div class="moz-cite-prefix">On X wrote:</div>'
+            "<blockquote>q</blockquote>",
+            "Top",
+        ),
+        ('<div>Top</div><div class="yahoo_quoted">old</div>', "Top"),
+        ('<div>Top</div><div class="protonmail_quote">old</div>', "Top"),
+        ('<div>Top</div><div id="OLK_SRC_BODY_SECTION">old</div>', "Top"),
         ("<div>Top</div><hr><b>From:</b> old", "Top"),
         ("<blockquote>question?</blockquote><div>answer</div>", "> question?\nanswer"),
     ],
@@ -122,7 +126,7 @@ def test_html_to_text(html: str, expected: str) -> None:
     [
         b"",
         b"\x00\x01\x02",
-        b"Content-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nbroken",
+        b'Content-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\nbroken',
         b"Subject: =?utf-8?B?broken?=\r\nContent-Type: text/plain; charset=bogus-9\r\n\r\nHi\xff",
         b"Content-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!",
         b"Content-Type: text/html\r\n\r\n<div><b><i>unclosed",

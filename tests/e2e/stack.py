@@ -1,0 +1,148 @@
+"""A running `tidings serve` in a subprocess, and ways to talk to it like a user would."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+import os
+import smtplib
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+T = TypeVar("T")
+BIN = Path(sys.executable).parent
+DOMAIN = "tidings.test"
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 20.0, what: str = "") -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    env: dict[str, str]
+    smtp_port: int
+    http_port: int
+    process: subprocess.Popen[bytes] | None = None
+    token: str = ""
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.data_dir / "serve.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def cli(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(BIN / "tidings"), *args],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"tidings {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(BIN / "tidings"), "serve"],
+            env=self.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self._up, 60, f"tidings serve to start (log: {self.log})")
+
+    def _up(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"tidings serve exited:\n{self.log.read_text()}")
+        try:
+            httpx.get(f"{self.base_url}/healthz", timeout=1).raise_for_status()
+            with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=2) as smtp:
+                smtp.noop()
+            return True
+        except (httpx.HTTPError, OSError):
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    # Talking to it ---------------------------------------------------------------------
+
+    def send(self, msg: EmailMessage | bytes, sender: str, to: list[str] | str) -> dict:
+        recipients = [to] if isinstance(to, str) else to
+        with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=30) as smtp:
+            return smtp.sendmail(
+                sender, recipients, msg if isinstance(msg, bytes) else msg.as_bytes()
+            )
+
+    def api(self, path: str, **params: str) -> httpx.Response:
+        return httpx.get(
+            f"{self.base_url}/api{path}",
+            params=params,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=10,
+        )
+
+    def get(self, path: str, **params: str) -> httpx.Response:
+        return httpx.get(f"{self.base_url}{path}", params=params, timeout=10)
+
+    def outbox(self) -> list[EmailMessage]:
+        box = mailbox.Maildir(self.data_dir / "outbox", create=True)
+        return [
+            email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)  # type: ignore[misc]
+            for key in sorted(box.keys())  # Maildir names start with the delivery time
+        ]
+
+
+def make_stack(data_dir: Path, database_url: str, smtp_port: int, http_port: int) -> Stack:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")},
+        "TIDINGS_DATA_DIR": str(data_dir),
+        "TIDINGS_DATABASE_URL": database_url,
+        "TIDINGS_SMTP_PORT": str(smtp_port),
+        "TIDINGS_HTTP_PORT": str(http_port),
+        "TIDINGS_MAIL_DOMAIN": DOMAIN,
+        "TIDINGS_WORKER_POLL_SECONDS": "0.5",
+    }
+    return Stack(data_dir, env, smtp_port, http_port)
+
+
+def mail(sender: str, to: str, subject: str, body: str, **headers: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = email.utils.make_msgid(domain="client.example")
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    return msg

@@ -1,0 +1,403 @@
+"""The whole loop over real sockets: mail in -> thread -> digest out -> archive and API.
+
+Runs once on SQLite and once on the live PostgreSQL (see conftest.database_url).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import smtplib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import getaddresses
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.tokens import parse_recipient, verify_reply_token
+from tests.conftest import free_port
+from tests.e2e.sink import running_sink
+from tests.e2e.stack import DOMAIN, Stack, mail, make_stack, wait_for
+
+ALICE, BOB, CAROL = "alice@example.com", "bob@example.org", "carol@example.net"
+TEAM = f"eng@{DOMAIN}"
+
+
+def far_hour(tz: str) -> str:
+    """A digest hour twelve hours from now, so the scheduler never fires during the test."""
+    return str((datetime.now(ZoneInfo(tz)) + timedelta(hours=12)).hour)
+
+
+@pytest.fixture(scope="module")
+def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stack = make_stack(tmp_path_factory.mktemp("var"), database_url, free_port(), free_port())
+    stack.start()
+    try:
+        stack.cli("team", "create", "eng", "--name", "Engineering")
+        for who, name, tz in [(ALICE, "Alice", "Europe/Berlin"), (BOB, "Bob", "America/New_York")]:
+            stack.cli(
+                "member", "add", "eng", who, "--name", name, "--tz", tz, "--hour", far_hour(tz)
+            )
+        stack.token = stack.cli("token", "create", "--team", "eng").stdout.strip().splitlines()[-1]
+        yield stack
+    finally:
+        stack.stop()
+
+
+def threads(stack: Stack) -> list[dict]:
+    response = stack.api("/teams/eng/threads")
+    response.raise_for_status()
+    return response.json()
+
+
+def thread_titled(stack: Stack, title: str) -> dict | None:
+    return next((t for t in threads(stack) if t["title"] == title), None)
+
+
+def updates_of(stack: Stack, thread_id: int) -> list[dict]:
+    return stack.api(f"/threads/{thread_id}").json()["updates"]
+
+
+def post(stack: Stack, subject: str, body: str, title: str = "") -> dict:
+    """Alice mails the team; returns the new thread (titled `title` or the subject)."""
+    stack.send(mail(ALICE, TEAM, subject, body), ALICE, TEAM)
+    title = title or subject
+    return wait_for(lambda: thread_titled(stack, title), what=f"thread {title!r}")
+
+
+def reply_address_of(msg: EmailMessage) -> str:
+    return getaddresses([str(msg["Reply-To"])])[0][1]
+
+
+def test_plain_mail_becomes_a_thread(stack: Stack) -> None:
+    thread = post(
+        stack, "Shipped the importer", "The CSV importer is live.\n\nHappy to pair on it."
+    )
+    updates = updates_of(stack, thread["id"])
+    assert len(updates) == 1
+    assert updates[0]["author"] == {"name": "Alice", "email": ALICE}
+    assert updates[0]["body"] == "The CSV importer is live.\n\nHappy to pair on it."
+    assert updates[0]["placed_by"] == "new-thread"
+
+
+def test_reply_subject_prefix_is_not_part_of_the_title(stack: Stack) -> None:
+    thread = post(stack, "Re: AW: Roadmap notes", "Notes follow.", title="Roadmap notes")
+    assert updates_of(stack, thread["id"])[0]["body"] == "Notes follow."
+
+
+def test_non_member_is_refused_at_end_of_data_and_nothing_is_stored(stack: Stack) -> None:
+    before = len(threads(stack))
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        stack.send(mail(CAROL, TEAM, "Hello from outside", "Hi!"), CAROL, TEAM)
+    assert refused.value.smtp_code == 550
+    assert (
+        b"5.7.1" in refused.value.smtp_error and b"not a member of eng" in refused.value.smtp_error
+    )
+    assert len(threads(stack)) == before
+    assert stack.cli("quarantine", "list", "--json").stdout.count(CAROL) == 0
+
+
+@pytest.mark.parametrize(
+    "rcpt, text",
+    [
+        (f"nobody@{DOMAIN}", b"no such team"),
+        ("eng@elsewhere.example", b"relaying denied"),
+        (f"digest@{DOMAIN}", b"reply to one item"),
+    ],
+)
+def test_unknown_recipients_are_refused_at_rcpt(stack: Stack, rcpt: str, text: bytes) -> None:
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        stack.send(mail(ALICE, rcpt, "Hi", "Hi"), ALICE, rcpt)
+    code, message = refused.value.recipients[rcpt]
+    assert code == 550 and text in message
+
+
+def test_redelivery_with_same_message_id_makes_one_update(stack: Stack) -> None:
+    msg = mail(ALICE, TEAM, "Sent twice by a flaky server", "Only once, please.")
+    stack.send(msg, ALICE, TEAM)
+    stack.send(msg, ALICE, TEAM)
+    thread = wait_for(lambda: thread_titled(stack, "Sent twice by a flaky server"))
+    wait_for(
+        lambda: (
+            any(
+                e["reason"] == "duplicate"
+                for e in json.loads(stack.cli("quarantine", "list", "--json").stdout)
+            )
+            or _journal_done(stack)
+        ),
+        what="the second copy to be processed",
+    )
+    titles = [t["title"] for t in threads(stack)]
+    assert titles.count("Sent twice by a flaky server") == 1
+    assert len(updates_of(stack, thread["id"])) == 1
+
+
+def _journal_done(stack: Stack) -> bool:
+    """True when the listener has processed every message it accepted."""
+    from sqlalchemy import func, select
+
+    from app.db import make_engine, session_scope
+    from app.models import InboundMessage
+
+    engine = make_engine(stack.env["TIDINGS_DATABASE_URL"])
+    try:
+        with session_scope(engine) as session:
+            query = select(func.count()).where(InboundMessage.status == "pending")
+            return session.execute(query).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+def test_html_only_mail_is_stored_as_readable_text(stack: Stack) -> None:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = ALICE, TEAM, "HTML only"
+    msg.set_content(
+        "<html><body><p>Finished the <b>billing</b> migration.</p>"
+        "<ul><li>step one</li><li>step two</li></ul><script>alert(1)</script></body></html>",
+        subtype="html",
+    )
+    stack.send(msg, ALICE, TEAM)
+    body = updates_of(stack, wait_for(lambda: thread_titled(stack, "HTML only"))["id"])[0]["body"]
+    assert "billing" in body and "step one" in body and "step two" in body
+    assert "<" not in body and "alert" not in body
+
+
+def test_attachment_is_stored_and_downloadable(stack: Stack) -> None:
+    msg = mail(ALICE, TEAM, "Report attached", "See the numbers.")
+    msg.add_attachment(b"%PDF-1.4 fake", maintype="application", subtype="pdf", filename="q3.pdf")
+    stack.send(msg, ALICE, TEAM)
+    thread = wait_for(lambda: thread_titled(stack, "Report attached"))
+    update = updates_of(stack, thread["id"])[0]
+    assert update["body"] == "See the numbers."
+    [attachment] = update["attachments"]
+    assert attachment["filename"] == "q3.pdf" and attachment["size"] == len(b"%PDF-1.4 fake")
+    download = stack.get(f"/attachments/{attachment['id']}")
+    assert download.content == b"%PDF-1.4 fake"
+    assert download.headers["content-disposition"].startswith("attachment;")
+
+
+def test_tampered_reply_token_is_refused_at_rcpt(stack: Stack) -> None:
+    stack.cli("checkin", "send", "eng")
+    prompt = next(m for m in stack.outbox() if m["To"].addresses[0].addr_spec == BOB)
+    good = reply_address_of(prompt)
+    local, _, domain = good.partition("@")
+    bad = f"{local[:-1]}{'a' if local[-1] != 'a' else 'b'}@{domain}"
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        stack.send(mail(BOB, bad, "Re: check-in", "Done."), BOB, bad)
+    code, message = refused.value.recipients[bad]
+    assert code == 550 and b"5.1.1" in message and b"not valid" in message
+
+
+def test_checkin_prompt_and_reply_land_in_the_checkin_thread(stack: Stack) -> None:
+    result = stack.cli("checkin", "send", "eng")  # a second time today: asks nobody again
+    assert "0 to send, 2 already asked today" in result.stderr
+    prompts = [m for m in stack.outbox() if "What did you get done today?" in str(m["Subject"])]
+    assert sorted(m["To"].addresses[0].addr_spec for m in prompts) == [ALICE, BOB]
+    to_bob = next(m for m in prompts if m["To"].addresses[0].addr_spec == BOB)
+    assert to_bob.get_content_type() == "multipart/alternative"
+    assert to_bob["Auto-Submitted"] == "auto-generated"
+    address = reply_address_of(to_bob)
+    claim = verify_reply_token(parse_recipient(address, DOMAIN).token, _secret(stack))
+    reply = mail(
+        BOB,
+        address,
+        f"Re: {to_bob['Subject']}",
+        "Wrote the migration guide.\n\n-- \nBob\nStaff engineer",
+    )
+    stack.send(reply, BOB, address.upper())  # some servers upper-case local parts
+    thread_id = claim.thread_id
+    [update] = wait_for(lambda: updates_of(stack, thread_id), what="the check-in answer")
+    assert update["body"] == "Wrote the migration guide."
+    assert update["author"]["email"] == BOB and update["placed_by"] == "checkin"
+    assert (
+        stack.api(f"/threads/{thread_id}").json()["checkin_date"]
+        == datetime.now(UTC).date().isoformat()
+    )
+
+
+def _secret(stack: Stack) -> str:
+    return (Path(stack.env["TIDINGS_DATA_DIR"]) / "secret_key").read_text().strip()
+
+
+def digests_for(stack: Stack, address: str) -> list[EmailMessage]:
+    return [
+        m
+        for m in stack.outbox()
+        if m["From"].addresses[0].username == "digest" and m["To"].addresses[0].addr_spec == address
+    ]
+
+
+def test_digest_then_reply_to_an_item_lands_in_that_thread(stack: Stack) -> None:
+    thread = post(stack, "Cache invalidation plan", "Proposal: TTL of 5 minutes on the edge cache.")
+    result = stack.cli("digest", "run", "--now")
+    assert "planned" in result.stderr
+    [digest] = digests_for(stack, BOB)
+    assert digest.get_content_type() == "multipart/alternative"
+    text = digest.get_body(("plain",)).get_content()
+    html = digest.get_body(("html",)).get_content()
+    for part in (text, html):
+        assert "Proposal: TTL of 5 minutes on the edge cache." in part
+        assert "Cache invalidation plan" in part and "Alice" in part
+        assert "Wrote the migration guide." not in part  # Bob's own answer
+    assert digest["Message-ID"] and digest["Auto-Submitted"] == "auto-generated"
+    # Every reply address in the digest verifies, names Bob, and points at a real thread.
+    addresses = {a for a in text.split() if a.startswith("eng+r.")}
+    claims = [
+        verify_reply_token(parse_recipient(a, DOMAIN).token, _secret(stack)) for a in addresses
+    ]
+    assert claims and all(c.person_id == claims[0].person_id for c in claims)
+    item_address = next(
+        a
+        for a in addresses
+        if verify_reply_token(parse_recipient(a, DOMAIN).token, _secret(stack)).thread_id
+        == thread["id"]
+    )
+
+    # A second run sends nothing new to Bob: the same update is never sent twice.
+    stack.cli("digest", "run", "--now")
+    assert len(digests_for(stack, BOB)) == 1
+
+    reply = mail(
+        BOB,
+        item_address,
+        "Re: Cache invalidation plan",
+        "Five minutes is fine by me.\n\nOn Tue, Alice <alice@example.com> wrote:\n"
+        "> Proposal: TTL of 5 minutes on the edge cache.\n\n-- \nBob\n",
+    )
+    stack.send(reply, BOB, item_address)
+    updates = wait_for(
+        lambda: (u := updates_of(stack, thread["id"])) and len(u) == 2 and u, what="Bob's reply"
+    )
+    assert updates[1]["body"] == "Five minutes is fine by me."
+    assert updates[1]["parent_id"] == updates[0]["id"]
+    assert "Proposal" in updates[1]["quoted"]
+
+
+def test_single_thread_digest_can_be_answered_with_plain_reply(stack: Stack) -> None:
+    thread = post(stack, "Release train", "Cutting 2.3 on Thursday.")
+    stack.cli("digest", "run", "--now")
+    digest = digests_for(stack, BOB)[-1]
+    assert "Release train" in str(digest["Subject"])
+    address = reply_address_of(digest)  # the digest's own Reply-To: one thread, unambiguous
+    claim = verify_reply_token(parse_recipient(address, DOMAIN).token, _secret(stack))
+    assert claim.thread_id == thread["id"]
+    quoted = "\n".join(
+        "> " + line for line in digest.get_body(("plain",)).get_content().splitlines()
+    )
+    stack.send(
+        mail(
+            BOB,
+            address,
+            f"Re: {digest['Subject']}",
+            f"Thursday works.\n\nSent from my iPhone\n\nOn Wed, Tidings wrote:\n{quoted}",
+        ),
+        BOB,
+        address,
+    )
+    updates = wait_for(
+        lambda: (u := updates_of(stack, thread["id"])) and len(u) == 2 and u,
+        what="Bob's reply via Reply-To",
+    )
+    assert updates[1]["body"] == "Thursday works."
+
+
+def test_digest_excludes_own_posts(stack: Stack) -> None:
+    for msg in digests_for(stack, ALICE):
+        assert "Proposal: TTL of 5 minutes" not in msg.get_body(("plain",)).get_content()
+
+
+def test_auto_reply_is_kept_in_quarantine_not_posted(stack: Stack) -> None:
+    msg = mail(
+        ALICE,
+        TEAM,
+        "Out of office: back Monday",
+        "I am away until Monday.",
+        Auto_Submitted="auto-replied",
+    )
+    stack.send(msg, ALICE, TEAM)
+    entries = wait_for(
+        lambda: [
+            e
+            for e in json.loads(stack.cli("quarantine", "list", "--json").stdout)
+            if e["reason"] == "auto-reply"
+        ],
+        what="the auto-reply in quarantine",
+    )
+    assert entries[0]["mail_from"] == ALICE
+    assert thread_titled(stack, "Out of office: back Monday") is None
+    assert stack.cli("quarantine", "list").stdout.count("auto-reply") >= 1
+
+
+def test_api_requires_a_token(stack: Stack) -> None:
+    import httpx
+
+    response = httpx.get(f"{stack.base_url}/api/teams", timeout=10)
+    assert response.status_code == 401
+    assert "Bearer" in response.json()["detail"]
+    bad = httpx.get(f"{stack.base_url}/api/teams", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401
+
+
+def test_api_lists_teams_members_and_searches(stack: Stack) -> None:
+    assert stack.api("/teams").json() == [
+        {
+            "slug": "eng",
+            "name": "Engineering",
+            "address": TEAM,
+            "checkin_question": "What did you get done today?",
+        }
+    ]
+    members = {m["email"]: m for m in stack.api("/teams/eng/members").json()}
+    assert members[ALICE]["timezone"] == "Europe/Berlin" and members[BOB]["name"] == "Bob"
+    post(stack, "Search me", "The flux capacitor needs recalibration.")
+    hits = stack.api("/search", q="capacitor recalibration", team="eng").json()
+    assert [h["thread_title"] for h in hits] == ["Search me"]
+    assert "capacitor" in hits[0]["snippet"]
+    assert stack.api("/search", q="capacitor zebra").json() == []
+    assert stack.api("/quarantine").status_code == 403  # a team token cannot see all mail
+
+
+def test_web_archive_lists_threads_shows_updates_and_searches(stack: Stack) -> None:
+    thread = post(stack, "Archive check", "Line one <script>alert('x')</script>\nLine **two**")
+    index = stack.get("/")
+    assert (
+        index.status_code == 200 and "Archive check" in index.text and "Engineering" in index.text
+    )
+    page = stack.get(f"/threads/{thread['id']}")
+    assert "<strong>two</strong>" in page.text
+    assert "<script>alert" not in page.text
+    assert "script-src" not in page.headers["content-security-policy"]  # default-src 'none'
+    found = stack.get("/search", q="archive check")
+    assert f"/threads/{thread['id']}" in found.text
+    assert stack.get("/threads/999999").status_code == 404
+
+
+def test_openapi_docs_are_served(stack: Stack) -> None:
+    paths = stack.get("/openapi.json").json()["paths"]
+    for path in [
+        "/api/teams",
+        "/api/teams/{slug}/members",
+        "/api/teams/{slug}/threads",
+        "/api/threads/{thread_id}",
+        "/api/search",
+        "/api/quarantine",
+    ]:
+        assert path in paths
+    assert stack.get("/docs").status_code == 200
+
+
+def test_digest_through_the_smtp_transport_reaches_a_real_server(stack: Stack) -> None:
+    post(stack, "Relay check", "Sent through a relay.")
+    with running_sink() as (sink, port):
+        result = stack.cli(
+            "digest", "run", "--now", env={"TIDINGS_OUTBOUND_URL": f"smtp://127.0.0.1:{port}"}
+        )
+        assert f"SMTP relay 127.0.0.1:{port}" in result.stderr
+        [envelope] = [e for e in sink.received if e.rcpt_tos == [BOB]]
+    assert envelope.mail_from == f"digest@{DOMAIN}"
+    msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    assert "Sent through a relay." in msg.get_body(("plain",)).get_content()
