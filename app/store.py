@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from difflib import get_close_matches
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import func, or_
@@ -85,11 +86,12 @@ def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        near = sorted(z for z in available_timezones() if name.lower() in z.lower())[:5]
+        zones = sorted(available_timezones())
+        near = get_close_matches(name, zones, n=3, cutoff=0.6)
         hint = (
-            f"Did you mean {', '.join(near)}?"
+            f"Did you mean {' or '.join(near)}?"
             if near
-            else "Use an IANA name such as Europe/Berlin."
+            else "Use an IANA name such as Europe/Berlin or America/New_York."
         )
         raise TidingsError(f"Unknown time zone '{name}'.", hint) from exc
     return name

@@ -401,3 +401,39 @@ def test_digest_through_the_smtp_transport_reaches_a_real_server(stack: Stack) -
     assert envelope.mail_from == f"digest@{DOMAIN}"
     msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
     assert "Sent through a relay." in msg.get_body(("plain",)).get_content()
+
+
+def quarantine_reasons(stack: Stack) -> list[str]:
+    return [e["reason"] for e in json.loads(stack.cli("quarantine", "list", "--json").stdout)]
+
+
+def test_bounce_from_mailer_daemon_is_kept_not_posted(stack: Stack) -> None:
+    dsn = (
+        f"From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\nTo: {TEAM}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="R"\r\n\r\n'
+        "--R\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--R\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.org\r\n\r\n"
+        "Final-Recipient: rfc822; bob@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n--R--\r\n"
+    ).encode()
+    before = quarantine_reasons(stack).count("bounce")
+    stack.send(dsn, "", TEAM)  # bounces come with a null envelope sender
+    wait_for(lambda: quarantine_reasons(stack).count("bounce") == before + 1, what="the bounce")
+    assert thread_titled(stack, "Undelivered Mail Returned to Sender") is None
+
+
+def test_reply_token_used_by_another_member_is_held(stack: Stack) -> None:
+    to_bob = next(
+        m
+        for m in stack.outbox()
+        if m["To"].addresses[0].addr_spec == BOB and "What did you get done" in str(m["Subject"])
+    )
+    bobs_address = reply_address_of(to_bob)
+    thread_id = verify_reply_token(
+        parse_recipient(bobs_address, DOMAIN).token, _secret(stack)
+    ).thread_id
+    before = len(updates_of(stack, thread_id))
+    stack.send(mail(ALICE, bobs_address, "Re: check-in", "Posting as Bob?"), ALICE, bobs_address)
+    wait_for(lambda: "unverified-sender" in quarantine_reasons(stack), what="the hold")
+    assert len(updates_of(stack, thread_id)) == before
