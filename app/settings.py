@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     base_url: str = Field("", description="Public archive URL; default from HTTP host and port.")
     outbound_url: str = Field("", description="maildir:PATH (default data_dir/outbox), smtp://h:p")
     secret_key: str = Field("", description="Signs tokens; generated into data_dir when unset.")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     worker_poll_seconds: float = Field(5.0, description="How often the worker looks for work.")
     templates_dir: Path = Field(
         Path(__file__).resolve().parent.parent / "templates", description="Jinja2 templates."

@@ -154,6 +154,12 @@ def process_journal_entry(engine: Engine, entry_id: int, domain: str, secret: st
             if entry is None or entry.status != "pending":
                 return entry.status if entry else "missing"
             process_entry(session, entry, domain, secret)
+            log.info(
+                "message %s %s%s",
+                entry_id,
+                entry.status,
+                f" ({entry.reason})" if entry.reason else "",
+            )
             return entry.status
     except IntegrityError:
         # Another process stored the same message first (same Message-ID, same team).

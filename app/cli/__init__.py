@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -107,10 +108,22 @@ def print_json(data: Any) -> None:
 # Services ----------------------------------------------------------------------------------
 
 
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # mail-parser warns about every MIME type it has no special handling for (normal
+    # mail, not news); aiosmtpd logs every SMTP command and Alembic every step.
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
+    for chatty in ("mail.log", "alembic"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
 def _run(parts_kw: dict[str, bool], upgrade_first: bool) -> None:
     from app.cli.runtime import Parts, run_services
 
     cfg = settings()
+    configure_logging(cfg.log_level)
     if upgrade_first:
         db_upgrade()
     engine = ready_engine(cfg)
@@ -310,6 +323,7 @@ def digest_run(
     from digest.build import run_digests
 
     cfg = settings()
+    configure_logging("WARNING")
     engine = ready_engine(cfg)
     say("Planning digests ...")
     run = run_digests(engine, cfg, utcnow(), force=now)
