@@ -11,7 +11,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from difflib import get_close_matches
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -331,11 +331,13 @@ def finish_inbound(
     session.add(entry)
 
 
-def claim_pending_inbound(session: Session, limit: int = 20) -> list[InboundMessage]:
+def claim_pending_inbound(
+    session: Session, received_before: datetime, limit: int = 20
+) -> list[InboundMessage]:
     """Pending journal entries, locked so that other workers skip them (PostgreSQL)."""
     query = (
         select(InboundMessage)
-        .where(InboundMessage.status == "pending")
+        .where(InboundMessage.status == "pending", InboundMessage.received_at < received_before)
         .order_by(InboundMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -19,19 +19,53 @@ _VOID_TAGS = frozenset(
 )
 _BLOCK_TAGS = frozenset(
     {
-        "div", "table", "tr", "ul", "ol", "li", "blockquote", "section", "article", "header",
-        "footer", "address", "dl", "dt", "dd", "center", "form", "fieldset", "figure", "main",
-        "nav", "aside", "tbody", "thead", "tfoot",
+        "div",
+        "table",
+        "tr",
+        "ul",
+        "ol",
+        "li",
+        "blockquote",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "address",
+        "dl",
+        "dt",
+        "dd",
+        "center",
+        "form",
+        "fieldset",
+        "figure",
+        "main",
+        "nav",
+        "aside",
+        "tbody",
+        "thead",
+        "tfoot",
     }
 )
 _PARAGRAPH_TAGS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "pre"})
 _EMPHASIS = {"b": "**", "strong": "**", "i": "*", "em": "*"}
 # Containers that hold the quoted message, by class or id (matched as substrings).
 _QUOTE_CONTAINERS = (
-    "gmail_quote", "gmail_extra_quote", "divrplyfwdmsg", "olk_src_body_section", "moz-cite-prefix",
-    "yahoo_quoted", "protonmail_quote", "appendonsend", "zmail_extra", "replyforwardmessage",
-    "x_divrplyfwdmsg", "mail-quote", "ms-outlook-mobile-reference-message", "gmail_attr",
-    "yandex_quote", "quote_container",
+    "gmail_quote",
+    "gmail_extra_quote",
+    "divrplyfwdmsg",
+    "olk_src_body_section",
+    "moz-cite-prefix",
+    "yahoo_quoted",
+    "protonmail_quote",
+    "appendonsend",
+    "zmail_extra",
+    "replyforwardmessage",
+    "x_divrplyfwdmsg",
+    "mail-quote",
+    "ms-outlook-mobile-reference-message",
+    "gmail_attr",
+    "yandex_quote",
+    "quote_container",
 )
 _HIDDEN_STYLE = re.compile(
     r"display\s*:\s*none|visibility\s*:\s*hidden|max-height\s*:\s*0(?![.\d])"
@@ -195,8 +229,10 @@ class _Converter(HTMLParser):
             href = self.link_href
             self.link_href = None
             target = href[7:] if href.lower().startswith("mailto:") else href
-            if label and href.lower().startswith(("http:", "https:", "mailto:")) and (
-                label != target and label != href
+            if (
+                label
+                and href.lower().startswith(("http:", "https:", "mailto:"))
+                and (label != target and label != href)
             ):
                 self.current = self.current[: self.link_start] + f"[{label}]({href})"
 

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from app import store
 from app.db import session_scope
 from app.errors import NotFound
-from app.models import InboundMessage, Person, Team, Thread, Update
+from app.models import InboundMessage, Person, Team, Thread, Update, utcnow
 from app.tokens import InvalidToken, parse_recipient, verify_reply_token
 from smtp.parse import ParsedMessage, UnparseableMessage, parse_message, thread_title
 
 log = logging.getLogger(__name__)
+
+SWEEP_GRACE = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -154,13 +157,9 @@ def process_journal_entry(engine: Engine, entry_id: int, domain: str, secret: st
             if entry is None or entry.status != "pending":
                 return entry.status if entry else "missing"
             process_entry(session, entry, domain, secret)
-            log.info(
-                "message %s %s%s",
-                entry_id,
-                entry.status,
-                f" ({entry.reason})" if entry.reason else "",
-            )
-            return entry.status
+        reason = f" ({entry.reason})" if entry.reason else ""
+        log.info("message %s %s%s", entry_id, entry.status, reason)
+        return entry.status
     except IntegrityError:
         # Another process stored the same message first (same Message-ID, same team).
         with session_scope(engine) as session:
@@ -168,22 +167,32 @@ def process_journal_entry(engine: Engine, entry_id: int, domain: str, secret: st
             if entry is not None and entry.status == "pending":
                 store.finish_inbound(session, entry, "duplicate", "duplicate", "Stored already.")
             return entry.status if entry else "missing"
+    except OperationalError:
+        # Lock contention or a lost connection: nothing was written, so the entry stays
+        # pending and the worker's sweep retries it.
+        log.warning("message %s left pending after a database error", entry_id, exc_info=True)
+        return "pending"
     except Exception as exc:
         log.exception("processing journal entry %s failed", entry_id)
         with session_scope(engine) as session:
             entry = session.get(InboundMessage, entry_id)
             if entry is None:
                 return "missing"
-            store.finish_inbound(
-                session, entry, "quarantined", "processing-error", f"{type(exc).__name__}: {exc}"
-            )
+            if entry.status == "pending":
+                detail = f"{type(exc).__name__}: {exc}"
+                store.finish_inbound(session, entry, "quarantined", "processing-error", detail)
             return entry.status
 
 
-def process_pending(engine: Engine, domain: str, secret: str, limit: int = 100) -> int:
-    """Process journal entries still pending (after a crash, or from another listener)."""
+def process_pending(
+    engine: Engine, domain: str, secret: str, grace: timedelta = SWEEP_GRACE, limit: int = 100
+) -> int:
+    """Process journal entries left pending (a crash, a retry) for longer than `grace`.
+
+    Fresh entries are left to the listener that journaled them and is processing them.
+    """
     with session_scope(engine) as session:
-        ids = [e.id for e in store.claim_pending_inbound(session, limit)]
+        ids = [e.id for e in store.claim_pending_inbound(session, utcnow() - grace, limit)]
     for entry_id in ids:
         process_journal_entry(engine, entry_id, domain, secret)  # type: ignore[arg-type]
     return len(ids)

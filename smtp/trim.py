@@ -67,6 +67,8 @@ def _no_colon_on(window: str) -> bool:
         and "@" in window
         and _TIME.search(window) is not None
     )
+
+
 # "reply On Wed, Apr 4, 2012 at 3:59 PM, bob@example.com wrote:" on one line.
 _SHARED_LINE = re.compile(r"^(?P<pre>.*?\S)\s*(?:-{2,}\s*)?(?<!\w)On\s[^\n]{0,300}$")
 _DASHES = re.compile(r"^[-–—=_*\s]{2,}|[-–—=_*\s]{2,}$")
@@ -156,9 +158,7 @@ def _attribution_end(lines: list[str], i: int) -> int:
     # attribution then really starts on a later line.
     first = lines[i].strip()
     start_like = (
-        _ATTR_START.match(first)
-        or any(ch.isdigit() for ch in first[:12])
-        or first.startswith("-")
+        _ATTR_START.match(first) or any(ch.isdigit() for ch in first[:12]) or first.startswith("-")
     )
     if (
         end > i
