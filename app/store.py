@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from difflib import get_close_matches
+from email.message import EmailMessage
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import func, or_
@@ -25,6 +26,7 @@ from app.models import (
     Attachment,
     InboundMessage,
     Membership,
+    OutboundMessage,
     Person,
     Team,
     Thread,
@@ -353,6 +355,35 @@ def quarantined(session: Session, limit: int = 100) -> list[InboundMessage]:
         .limit(limit)
     )
     return list(session.exec(query))
+
+
+# The outbox ------------------------------------------------------------------------------
+
+
+def enqueue_mail(
+    session: Session, *, kind: str, idempotency_key: str, person: Person, message: EmailMessage
+) -> OutboundMessage:
+    """Put a rendered message in the outbox; the sender in digest/ delivers it.
+
+    `idempotency_key` is unique: queueing the same message twice raises IntegrityError.
+    """
+    outbound = OutboundMessage(
+        kind=kind,
+        idempotency_key=idempotency_key,
+        person_id=person.id,
+        recipient=person.email,
+        subject=str(message["Subject"]),
+        message_id=str(message["Message-ID"]),
+        raw=message.as_bytes(),
+    )
+    session.add(outbound)
+    session.flush()
+    return outbound
+
+
+def outbox_key_exists(session: Session, idempotency_key: str) -> bool:
+    query = select(OutboundMessage.id).where(OutboundMessage.idempotency_key == idempotency_key)
+    return session.exec(query).first() is not None
 
 
 # API tokens ----------------------------------------------------------------------------

@@ -77,6 +77,11 @@ def reply_address(slug: str, token: str, domain: str) -> str:
     return f"{slug}+{REPLY_PREFIX}{token}@{domain}"
 
 
+def reply_address_for(person_id: int, thread_id: int, slug: str, domain: str, secret: str) -> str:
+    """The address at which `person` answers in `thread`: what Reply-To and mailto use."""
+    return reply_address(slug, sign_reply_token(ReplyToken(person_id, thread_id), secret), domain)
+
+
 def parse_recipient(address: str, domain: str) -> Recipient | None:
     """Split `slug[+r.token]@domain`; None when the address is not at our domain."""
     local, _, addr_domain = address.strip().strip("<>").rpartition("@")

@@ -21,11 +21,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, and_, exists, select
 
+from app import store
 from app.db import session_scope
 from app.models import DigestItem, Membership, OutboundMessage, Person, Team, Thread, Update
 from app.render import render_markdown
 from app.settings import Settings
-from app.tokens import ReplyToken, reply_address, sign_reply_token
+from app.tokens import reply_address_for
 from digest.compose import DigestEntry, group_by_thread, local_time, render_email
 from digest.schedule import Schedule, digest_due
 
@@ -75,7 +76,6 @@ def _entries(
     for update, author, thread, team in rows:
         if update.id not in rendered:
             rendered[update.id] = render_markdown(update.body)  # type: ignore[index]
-        token = sign_reply_token(ReplyToken(person.id, thread.id), secret)  # type: ignore[arg-type]
         entries.append(
             DigestEntry(
                 update_id=update.id,  # type: ignore[arg-type]
@@ -87,7 +87,13 @@ def _entries(
                 created_at=update.created_at,
                 body=update.body,
                 body_html=rendered[update.id],  # type: ignore[index]
-                reply_address=reply_address(team.slug, token, settings.mail_domain),
+                reply_address=reply_address_for(
+                    person.id,
+                    thread.id,
+                    team.slug,
+                    settings.mail_domain,
+                    secret,  # type: ignore[arg-type]
+                ),
                 archive_url=f"{settings.base_url}/threads/{thread.id}#u{update.id}",
             )
         )
@@ -131,17 +137,9 @@ def plan_digest(
         now=now,
         reply_to=reply_to,
     )
-    outbound = OutboundMessage(
-        kind="digest",
-        idempotency_key=key,
-        person_id=person.id,
-        recipient=person.email,
-        subject=str(msg["Subject"]),
-        message_id=message_id,
-        raw=msg.as_bytes(),
+    outbound = store.enqueue_mail(
+        session, kind="digest", idempotency_key=key, person=person, message=msg
     )
-    session.add(outbound)
-    session.flush()
     for entry in entries:
         session.add(
             DigestItem(outbound_id=outbound.id, person_id=person.id, update_id=entry.update_id)  # type: ignore[arg-type]

@@ -11,12 +11,11 @@ from datetime import datetime
 from email.headerregistry import Address
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from app import store
-from app.models import OutboundMessage
 from app.settings import Settings
-from app.tokens import ReplyToken, reply_address, sign_reply_token
+from app.tokens import reply_address_for
 from digest.compose import render_email
 
 
@@ -39,13 +38,16 @@ def plan_checkin(session: Session, slug: str, settings: Settings, now: datetime)
     run = CheckinRun()
     for person in store.list_members(session, slug):
         key = f"checkin:{team.id}:{day.isoformat()}:{person.id}"
-        if session.exec(
-            select(OutboundMessage.id).where(OutboundMessage.idempotency_key == key)
-        ).first():
+        if store.outbox_key_exists(session, key):
             run.already_sent += 1
             continue
-        token = sign_reply_token(ReplyToken(person.id, thread.id), secret)  # type: ignore[arg-type]
-        address = reply_address(team.slug, token, settings.mail_domain)
+        address = reply_address_for(
+            person.id,
+            thread.id,
+            team.slug,
+            settings.mail_domain,
+            secret,  # type: ignore[arg-type]
+        )
         message_id = f"<checkin.{team.id}.{day.isoformat()}.{person.id}@{settings.mail_domain}>"
         msg = render_email(
             settings.templates_dir,
@@ -65,16 +67,8 @@ def plan_checkin(session: Session, slug: str, settings: Settings, now: datetime)
         )
         try:
             with session.begin_nested():
-                session.add(
-                    OutboundMessage(
-                        kind="checkin",
-                        idempotency_key=key,
-                        person_id=person.id,
-                        recipient=person.email,
-                        subject=str(msg["Subject"]),
-                        message_id=message_id,
-                        raw=msg.as_bytes(),
-                    )
+                store.enqueue_mail(
+                    session, kind="checkin", idempotency_key=key, person=person, message=msg
                 )
         except IntegrityError:  # another process planned the same prompt just now
             run.already_sent += 1
