@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -108,6 +108,8 @@ def plan_digest(
     rendered: dict[int, Markup] | None = None,
 ) -> OutboundMessage | None:
     """Record `person`'s digest in the outbox (not sent yet); None when nothing is new."""
+    # The slot counts as handled even when nothing is new, so the schedule moves on to
+    # the next one instead of finding this person due on every pass.
     person.last_digest_at = now
     session.add(person)
     rows = new_updates_for(session, person)
@@ -157,15 +159,24 @@ def schedule_of(person: Person) -> Schedule:
 
 
 def run_digests(
-    engine: Engine, settings: Settings, now: datetime, force: bool = False
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DigestRun:
     """Plan a digest for everyone who is due (everyone, with `force`), one person per
-    transaction, so one person's failure or a concurrent worker never blocks the rest."""
+    transaction, so one person's failure or a concurrent worker never blocks the rest.
+
+    `progress(done, total)` is called after each person.
+    """
     with session_scope(engine) as session:
         people = list(session.exec(select(Person).where(Person.digest_cadence != "off")))
     run = DigestRun()
     rendered: dict[int, Markup] = {}
-    for person in people:
+    for done, person in enumerate(people, 1):
+        if progress is not None:
+            progress(done, len(people))
         if not force and not digest_due(
             schedule_of(person), person.last_digest_at, person.created_at, now
         ):

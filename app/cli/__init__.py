@@ -101,6 +101,18 @@ def with_session(fn: Callable[..., T], *args: Any) -> T:
         raise  # unreachable: fail() exits
 
 
+def progress_line(label: str) -> Callable[[int, int], None]:
+    """A progress counter on stderr, rewritten in place; silent when not a terminal."""
+
+    def show(done: int, total: int) -> None:
+        if sys.stderr.isatty() and (done == total or done % 50 == 0):
+            end = "\n" if done == total else ""
+            typer.echo(f"\r{label}: {done}/{total}", err=True, nl=False)
+            typer.echo(end, err=True, nl=False)
+
+    return show
+
+
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
@@ -316,7 +328,8 @@ def digest_run(
     ] = False,
 ) -> None:
     """Plan and send digests: each member due (or everyone, with --now) gets what others
-    wrote since their last digest; nothing is sent to members with nothing new.
+    wrote since their last digest; nothing is sent to members with nothing new, or whose
+    digest is off. The worker in `tidings serve` does this on schedule by itself.
 
     Example: tidings digest run --now
     """
@@ -326,7 +339,7 @@ def digest_run(
     configure_logging("WARNING")
     engine = ready_engine(cfg)
     say("Planning digests ...")
-    run = run_digests(engine, cfg, utcnow(), force=now)
+    run = run_digests(engine, cfg, utcnow(), force=now, progress=progress_line("Planning"))
     say(
         f"Digests: {run.planned} planned, {run.nothing_new} with nothing new,"
         f" {run.skipped} not due."
