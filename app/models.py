@@ -121,6 +121,7 @@ class Update(SQLModel, table=True):
     extraction_confident: bool = True
     placed_by: str = "new-thread"  # reply-token | new-thread | checkin
     created_at: datetime = _ts(nullable=False, index=True)
+    edited_at: datetime | None = _optional_ts()  # set when the author corrects the text
 
 
 class Attachment(SQLModel, table=True):

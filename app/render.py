@@ -1,4 +1,4 @@
-"""The one renderer: update Markdown -> safe HTML, and the Jinja2 environments.
+"""The one renderer: update Markdown -> safe HTML, Jinja2 pages, and email messages.
 
 Everything people mail in is untrusted. Markdown passes raw HTML through, so its
 output always goes through nh3's allow-list before it reaches a page or an email.
@@ -6,8 +6,13 @@ output always goes through nh3's allow-list before it reaches a page or an email
 
 from __future__ import annotations
 
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import markdown
 import nh3
@@ -50,3 +55,31 @@ def template_env(templates_dir: Path, kind: str) -> Environment:
     )
     env.filters["markdown"] = render_markdown
     return env
+
+
+def render_email(
+    templates_dir: Path,
+    name: str,
+    context: dict[str, Any],
+    *,
+    sender: Address,
+    to: Address,
+    message_id: str,
+    now: datetime,
+    reply_to: str | None = None,
+) -> EmailMessage:
+    """`templates/email/<name>.{subject.txt,txt,html}` -> a ready-to-send message."""
+    env = template_env(templates_dir, "email")
+    msg = EmailMessage()
+    msg["Subject"] = " ".join(env.get_template(f"{name}.subject.txt").render(context).split())
+    msg["From"] = sender
+    msg["To"] = to
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id
+    # RFC 3834: tells well-behaved auto-responders not to answer us (no mail loops).
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(env.get_template(f"{name}.txt").render(context))
+    msg.add_alternative(env.get_template(f"{name}.html").render(context), subtype="html")
+    return msg

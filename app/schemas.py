@@ -53,6 +53,7 @@ class UpdateOut(BaseModel):
     extraction_confident: bool
     placed_by: str
     created_at: datetime
+    edited_at: datetime | None
     attachments: list[AttachmentOut]
 
 

@@ -255,6 +255,23 @@ def add_update(
     return update
 
 
+def correct_update(session: Session, update_id: int, body: str) -> Update:
+    """The author's own correction of what extraction posted; the original stays in `quoted`
+    and the raw message in the journal."""
+    update = session.get(Update, update_id)
+    if update is None:
+        raise NotFound(f"No update {update_id}.")
+    text = body.replace("\x00", "").strip()
+    if not text:
+        raise TidingsError("An update cannot be empty.", "Write the text you meant to post.")
+    update.body = text
+    update.extraction_confident = True
+    update.edited_at = utcnow()
+    session.add(update)
+    session.flush()
+    return update
+
+
 def update_exists(session: Session, team_id: int, message_id: str) -> bool:
     query = select(Update.id).where(Update.team_id == team_id, Update.message_id == message_id)
     return session.exec(query).first() is not None

@@ -1,4 +1,4 @@
-"""The one token signer: reply tokens that name a person and a thread.
+"""The one token signer: reply tokens that name a person and a thread, and signed links.
 
 A reply address looks like `eng+r.<token>@mail.example.com`. The token is
 base32 of (key version, person id, thread id, truncated HMAC-SHA256), written
@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import struct
 from dataclasses import dataclass
+from datetime import datetime
 
 _PAYLOAD = struct.Struct(">BII")  # key version, person id, thread id
 _MAC_BYTES = 10  # 80 bits: forging needs ~2^80 tries, far beyond what SMTP allows
@@ -32,13 +33,21 @@ class ReplyToken:
     key_version: int = CURRENT_KEY_VERSION
 
 
-def _key(secret: str, version: int) -> bytes:
-    return hmac.new(secret.encode(), b"tidings reply token v%d" % version, hashlib.sha256).digest()
+def _key(secret: str, label: str) -> bytes:
+    """A key per use, derived from the one secret, so a token for one use is useless for
+    any other."""
+    return hmac.new(secret.encode(), f"tidings {label}".encode(), hashlib.sha256).digest()
+
+
+def _reply_key(secret: str, version: int) -> bytes:
+    return _key(secret, f"reply token v{version}")
 
 
 def sign_reply_token(token: ReplyToken, secret: str) -> str:
     payload = _PAYLOAD.pack(token.key_version, token.person_id, token.thread_id)
-    mac = hmac.new(_key(secret, token.key_version), payload, hashlib.sha256).digest()[:_MAC_BYTES]
+    mac = hmac.new(_reply_key(secret, token.key_version), payload, hashlib.sha256).digest()[
+        :_MAC_BYTES
+    ]
     return base64.b32encode(payload + mac).decode().rstrip("=").lower()
 
 
@@ -55,7 +64,7 @@ def verify_reply_token(text: str, secret: str) -> ReplyToken:
     version, person_id, thread_id = _PAYLOAD.unpack(payload)
     if version != CURRENT_KEY_VERSION:
         raise InvalidToken("reply token signed with an unknown key version")
-    expected = hmac.new(_key(secret, version), payload, hashlib.sha256).digest()[:_MAC_BYTES]
+    expected = hmac.new(_reply_key(secret, version), payload, hashlib.sha256).digest()[:_MAC_BYTES]
     if not hmac.compare_digest(mac, expected):
         raise InvalidToken("reply token signature does not match")
     # Re-encoding must give back the same text: base32 has spare bits that would
@@ -94,3 +103,34 @@ def parse_recipient(address: str, domain: str) -> Recipient | None:
     if tag.startswith(REPLY_PREFIX):
         return Recipient(slug, tag[len(REPLY_PREFIX) :])
     return Recipient(slug, tag)  # an unknown tag: the caller refuses it as a bad token
+
+
+# Signed links ----------------------------------------------------------------------------
+
+_LINK = struct.Struct(">QQ")  # subject id, expiry (Unix seconds)
+FIX_LINK_PURPOSE = "fix-update"  # lets an update's author correct what was posted
+
+
+def sign_link(purpose: str, subject_id: int, expires: datetime, secret: str) -> str:
+    """A URL-safe token granting `purpose` on one object until `expires`."""
+    payload = _LINK.pack(subject_id, int(expires.timestamp()))
+    mac = hmac.new(_key(secret, f"link {purpose}"), payload, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(payload + mac).decode().rstrip("=")
+
+
+def verify_link(token: str, purpose: str, now: datetime, secret: str) -> int:
+    """The subject id a valid, unexpired link token for `purpose` names; else InvalidToken."""
+    try:
+        blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidToken("not a link token") from exc
+    if len(blob) != _LINK.size + 16:
+        raise InvalidToken("link token has the wrong length")
+    payload, mac = blob[: _LINK.size], blob[_LINK.size :]
+    expected = hmac.new(_key(secret, f"link {purpose}"), payload, hashlib.sha256).digest()[:16]
+    if not hmac.compare_digest(mac, expected):
+        raise InvalidToken("link token signature does not match")
+    subject_id, expires = _LINK.unpack(payload)
+    if now.timestamp() > expires:
+        raise InvalidToken("this link has expired")
+    return int(subject_id)

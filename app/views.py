@@ -47,6 +47,7 @@ def thread_detail(
             extraction_confident=u.extraction_confident,
             placed_by=u.placed_by,
             created_at=u.created_at,
+            edited_at=u.edited_at,
             attachments=[
                 AttachmentOut(
                     id=a.id,  # type: ignore[arg-type]

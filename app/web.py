@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi import APIRouter, Form, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from app import store
 from app.deps import SessionDep, SettingsDep
-from app.errors import NotFound
+from app.errors import NotFound, TidingsError
+from app.models import Update, utcnow
 from app.render import template_env
+from app.tokens import FIX_LINK_PURPOSE, InvalidToken, verify_link
 from app.views import search_out, thread_detail
 
 router = APIRouter(include_in_schema=False)
@@ -81,6 +83,69 @@ def search_page(
     team_ids = [t.id for t in teams if not team or t.slug == team]
     hits = search_out(session, q, team_ids) if q.strip() else []  # type: ignore[arg-type]
     return _page(request, "search.html", q=q, team=team, teams=teams, hits=hits)
+
+
+def _fixable(request: Request, session: SessionDep, update_id: int, token: str) -> Update | None:
+    """The update a fix link is for, or None when the link is not valid for it."""
+    settings = request.app.state.settings
+    try:
+        granted = verify_link(token, FIX_LINK_PURPOSE, utcnow(), settings.ensure_secret_key())
+    except InvalidToken:
+        return None
+    return session.get(Update, update_id) if granted == update_id else None
+
+
+def _bad_fix_link(request: Request) -> HTMLResponse:
+    page = _page(
+        request,
+        "message.html",
+        heading="This link does not work any more",
+        text="Fix links expire after two weeks and only work for the post they were sent"
+        " for. Reply in the thread by email to add a correction instead.",
+    )
+    page.status_code = status.HTTP_403_FORBIDDEN
+    return page
+
+
+def _fix_page(
+    request: Request, session: SessionDep, update: Update, token: str, body: str, error: str = ""
+) -> HTMLResponse:
+    thread = store.get_thread(session, update.thread_id)
+    return _page(
+        request, "fix.html", update=update, thread=thread, token=token, body=body, error=error
+    )
+
+
+@router.get("/updates/{update_id}/fix", response_class=HTMLResponse)
+def fix_form(request: Request, session: SessionDep, update_id: int, t: str = "") -> HTMLResponse:
+    update = _fixable(request, session, update_id, t)
+    if update is None:
+        return _bad_fix_link(request)
+    return _fix_page(request, session, update, t, update.body)
+
+
+@router.post("/updates/{update_id}/fix", response_model=None)
+def fix_submit(
+    request: Request,
+    session: SessionDep,
+    update_id: int,
+    t: Annotated[str, Form()] = "",
+    body: Annotated[str, Form(max_length=200_000)] = "",
+) -> Response:
+    # The signed token in the form is what authorises this: a forged cross-site POST
+    # would need a token it cannot have.
+    update = _fixable(request, session, update_id, t)
+    if update is None:
+        return _bad_fix_link(request)
+    try:
+        store.correct_update(session, update_id, body)
+    except TidingsError as exc:
+        page = _fix_page(request, session, update, t, body, exc.message)
+        page.status_code = status.HTTP_400_BAD_REQUEST
+        return page
+    return RedirectResponse(
+        f"/threads/{update.thread_id}#u{update_id}", status_code=status.HTTP_303_SEE_OTHER
+    )
 
 
 @router.get("/attachments/{attachment_id}")

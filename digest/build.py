@@ -24,10 +24,10 @@ from sqlmodel import Session, and_, exists, select
 from app import store
 from app.db import session_scope
 from app.models import DigestItem, Membership, OutboundMessage, Person, Team, Thread, Update
-from app.render import render_markdown
+from app.render import render_email, render_markdown
 from app.settings import Settings
 from app.tokens import reply_address_for
-from digest.compose import DigestEntry, group_by_thread, local_time, render_email
+from digest.compose import DigestEntry, group_by_thread, local_time
 from digest.schedule import Schedule, digest_due
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app import store
+from app.render import render_email
 from app.settings import Settings
 from app.tokens import reply_address_for
-from digest.compose import render_email
 
 
 @dataclass

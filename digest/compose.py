@@ -1,23 +1,16 @@
-"""The one mail renderer: subject, text and HTML templates -> a multipart/alternative message.
+"""What a digest is made of: its entries, grouped by thread, and times in the reader's zone.
 
-Pure: everything it needs (including `now` and the Message-ID) comes in as arguments.
+Pure: the rendering itself is `app.render.render_email`, the one mail renderer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
-from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
-
-from app.render import template_env
 
 
 @dataclass(frozen=True)
@@ -47,34 +40,6 @@ class ThreadSection:
     team_name: str
     archive_url: str
     entries: list[DigestEntry]
-
-
-def render_email(
-    templates_dir: Path,
-    name: str,
-    context: dict[str, Any],
-    *,
-    sender: Address,
-    to: Address,
-    message_id: str,
-    now: datetime,
-    reply_to: str | None = None,
-) -> EmailMessage:
-    """`templates/email/<name>.{subject.txt,txt,html}` -> a ready-to-send message."""
-    env = template_env(templates_dir, "email")
-    msg = EmailMessage()
-    msg["Subject"] = " ".join(env.get_template(f"{name}.subject.txt").render(context).split())
-    msg["From"] = sender
-    msg["To"] = to
-    if reply_to:
-        msg["Reply-To"] = reply_to
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id
-    # RFC 3834: tells well-behaved auto-responders not to answer us (no mail loops).
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(env.get_template(f"{name}.txt").render(context))
-    msg.add_alternative(env.get_template(f"{name}.html").render(context), subtype="html")
-    return msg
 
 
 def local_time(instant: datetime, timezone: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from email.headerregistry import Address
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -19,10 +20,20 @@ from app import store
 from app.db import session_scope
 from app.errors import NotFound
 from app.models import InboundMessage, Person, Team, Thread, Update, utcnow
-from app.tokens import InvalidToken, parse_recipient, verify_reply_token
+from app.render import render_email
+from app.settings import Settings
+from app.tokens import (
+    FIX_LINK_PURPOSE,
+    InvalidToken,
+    parse_recipient,
+    sign_link,
+    verify_reply_token,
+)
 from smtp.parse import ParsedMessage, UnparseableMessage, parse_message, thread_title
 
 log = logging.getLogger(__name__)
+
+FIX_LINK_LIFETIME = timedelta(days=14)
 
 SWEEP_GRACE = timedelta(seconds=10)
 
@@ -77,10 +88,9 @@ def _store_for_recipient(
     entry: InboundMessage,
     parsed: ParsedMessage,
     rcpt: str,
-    domain: str,
-    secret: str,
+    settings: Settings,
 ) -> Update | Refusal:
-    recipient = parse_recipient(rcpt, domain)
+    recipient = parse_recipient(rcpt, settings.mail_domain)
     if recipient is None:
         return Refusal("unknown-recipient", f"{rcpt} is not an address of this server.")
     try:
@@ -98,10 +108,10 @@ def _store_for_recipient(
         )
     if not parsed.text.strip() and not parsed.attachments:
         return Refusal("empty-reply", "The message had no new text of its own after trimming.")
-    placement = _place(session, team, author, recipient.token, parsed, secret)
+    placement = _place(session, team, author, recipient.token, parsed, settings.ensure_secret_key())
     if isinstance(placement, Refusal):
         return placement
-    return store.add_update(
+    update = store.add_update(
         session,
         thread=placement.thread,
         author=author,
@@ -114,9 +124,54 @@ def _store_for_recipient(
         placed_by=placement.placed_by,
         attachments=parsed.attachments,
     )
+    if not parsed.confident:
+        queue_posted_as_receipt(session, update, placement.thread, team, author, settings)
+    return update
 
 
-def process_entry(session: Session, entry: InboundMessage, domain: str, secret: str) -> None:
+def queue_posted_as_receipt(
+    session: Session,
+    update: Update,
+    thread: Thread,
+    team: Team,
+    author: Person,
+    settings: Settings,
+) -> None:
+    """Tell the author what was posted, with a link to fix it, when extraction was unsure."""
+    now = utcnow()
+    token = sign_link(
+        FIX_LINK_PURPOSE,
+        update.id,
+        now + FIX_LINK_LIFETIME,
+        settings.ensure_secret_key(),  # type: ignore[arg-type]
+    )
+    message = render_email(
+        settings.templates_dir,
+        "receipt",
+        {
+            "person": author,
+            "team": team,
+            "thread": thread,
+            "body": update.body,
+            "fix_url": f"{settings.base_url}/updates/{update.id}/fix?t={token}",
+            "thread_url": f"{settings.base_url}/threads/{thread.id}#u{update.id}",
+            "days": FIX_LINK_LIFETIME.days,
+        },
+        sender=Address(team.name, team.slug, settings.mail_domain),
+        to=Address(author.name, addr_spec=author.email),
+        message_id=f"<receipt.{update.id}@{settings.mail_domain}>",
+        now=now,
+    )
+    store.enqueue_mail(
+        session,
+        kind="receipt",
+        idempotency_key=f"receipt:{update.id}",
+        person=author,
+        message=message,
+    )
+
+
+def process_entry(session: Session, entry: InboundMessage, settings: Settings) -> None:
     """Turn one journal entry into updates, or record why not. The caller commits."""
     try:
         parsed = parse_message(entry.raw)
@@ -129,7 +184,7 @@ def process_entry(session: Session, entry: InboundMessage, domain: str, secret: 
         store.finish_inbound(session, entry, "quarantined", kind.replace("_", "-"), detail)
         return
     results = [
-        _store_for_recipient(session, entry, parsed, rcpt, domain, secret)
+        _store_for_recipient(session, entry, parsed, rcpt, settings)
         for rcpt in entry.rcpt_tos.split("\n")
         if rcpt
     ]
@@ -145,7 +200,7 @@ def process_entry(session: Session, entry: InboundMessage, domain: str, secret: 
         store.finish_inbound(session, entry, "quarantined", first.reason, detail)
 
 
-def process_journal_entry(engine: Engine, entry_id: int, domain: str, secret: str) -> str:
+def process_journal_entry(engine: Engine, entry_id: int, settings: Settings) -> str:
     """Process one entry in its own transaction; returns the entry's final status.
 
     Any failure while storing leaves the raw message in the journal, quarantined with
@@ -156,7 +211,7 @@ def process_journal_entry(engine: Engine, entry_id: int, domain: str, secret: st
             entry = session.get(InboundMessage, entry_id, with_for_update={"skip_locked": True})
             if entry is None or entry.status != "pending":
                 return entry.status if entry else "missing"
-            process_entry(session, entry, domain, secret)
+            process_entry(session, entry, settings)
         reason = f" ({entry.reason})" if entry.reason else ""
         log.info("message %s %s%s", entry_id, entry.status, reason)
         return entry.status
@@ -185,7 +240,7 @@ def process_journal_entry(engine: Engine, entry_id: int, domain: str, secret: st
 
 
 def process_pending(
-    engine: Engine, domain: str, secret: str, grace: timedelta = SWEEP_GRACE, limit: int = 100
+    engine: Engine, settings: Settings, grace: timedelta = SWEEP_GRACE, limit: int = 100
 ) -> int:
     """Process journal entries left pending (a crash, a retry) for longer than `grace`.
 
@@ -194,5 +249,5 @@ def process_pending(
     with session_scope(engine) as session:
         ids = [e.id for e in store.claim_pending_inbound(session, utcnow() - grace, limit)]
     for entry_id in ids:
-        process_journal_entry(engine, entry_id, domain, secret)  # type: ignore[arg-type]
+        process_journal_entry(engine, entry_id, settings)  # type: ignore[arg-type]
     return len(ids)

@@ -51,15 +51,13 @@ class Worker:
 
     def __init__(self, engine: Engine, settings: Settings, transport: Transport) -> None:
         self.engine, self.settings, self.transport = engine, settings, transport
-        self.secret = settings.ensure_secret_key()
         self.wake = asyncio.Event()
 
     def poke(self) -> None:
         self.wake.set()
 
     async def tick(self) -> None:
-        domain = self.settings.mail_domain
-        await asyncio.to_thread(process_pending, self.engine, domain, self.secret)
+        await asyncio.to_thread(process_pending, self.engine, self.settings)
         await asyncio.to_thread(run_digests, self.engine, self.settings, utcnow())
         await deliver_pending(self.engine, self.transport)
 
@@ -85,11 +83,10 @@ async def run_services(
     tasks: list[asyncio.Task[None]] = []
     background: set[asyncio.Future[str]] = set()
     worker = Worker(engine, settings, transport_from_url(settings.outbound_url))
-    secret = settings.ensure_secret_key()
 
     def process_now(entry_id: int) -> None:
         future = asyncio.ensure_future(
-            asyncio.to_thread(process_journal_entry, engine, entry_id, settings.mail_domain, secret)
+            asyncio.to_thread(process_journal_entry, engine, entry_id, settings)
         )
         background.add(future)
         future.add_done_callback(background.discard)

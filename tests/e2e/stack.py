@@ -113,7 +113,8 @@ class Stack:
         )
 
     def get(self, path: str, **params: str) -> httpx.Response:
-        return httpx.get(f"{self.base_url}{path}", params=params, timeout=10)
+        # httpx replaces a URL's own query string with `params`, even an empty one.
+        return httpx.get(f"{self.base_url}{path}", params=params or None, timeout=10)
 
     def outbox(self) -> list[EmailMessage]:
         box = mailbox.Maildir(self.data_dir / "outbox", create=True)

@@ -16,9 +16,10 @@ from email.utils import getaddresses
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
-from app.tokens import parse_recipient, verify_reply_token
+from app.tokens import FIX_LINK_PURPOSE, parse_recipient, sign_link, verify_reply_token
 from tests.conftest import free_port
 from tests.e2e.sink import running_sink
 from tests.e2e.stack import DOMAIN, Stack, mail, make_stack, wait_for
@@ -437,3 +438,46 @@ def test_reply_token_used_by_another_member_is_held(stack: Stack) -> None:
     stack.send(mail(ALICE, bobs_address, "Re: check-in", "Posting as Bob?"), ALICE, bobs_address)
     wait_for(lambda: "unverified-sender" in quarantine_reasons(stack), what="the hold")
     assert len(updates_of(stack, thread_id)) == before
+
+
+def fix_link(stack: Stack, update_id: int) -> str:
+    """The link a 'posted as' receipt carries (signed with the server's own secret)."""
+    token = sign_link(
+        FIX_LINK_PURPOSE, update_id, datetime.now(UTC) + timedelta(days=14), _secret(stack)
+    )
+    return f"/updates/{update_id}/fix?t={token}"
+
+
+def test_author_can_fix_what_was_posted_through_the_signed_link(stack: Stack) -> None:
+    thread = post(stack, "Fix me", "Text that was cut wrong.")
+    [update] = updates_of(stack, thread["id"])
+    link = fix_link(stack, update["id"])
+    form = stack.get(link)
+    assert form.status_code == 200 and "Text that was cut wrong." in form.text
+    token = link.split("t=", 1)[1]
+    empty = httpx.post(
+        f"{stack.base_url}/updates/{update['id']}/fix", data={"t": token, "body": " "}
+    )
+    assert empty.status_code == 400 and "cannot be empty" in empty.text
+    saved = httpx.post(
+        f"{stack.base_url}/updates/{update['id']}/fix",
+        data={"t": token, "body": "The text I meant."},
+    )
+    assert saved.status_code == 303
+    assert saved.headers["location"] == f"/threads/{thread['id']}#u{update['id']}"
+    [fixed] = updates_of(stack, thread["id"])
+    assert fixed["body"] == "The text I meant." and fixed["edited_at"]
+    assert "corrected by the author" in stack.get(f"/threads/{thread['id']}").text
+
+
+def test_fix_link_only_works_for_its_own_update(stack: Stack) -> None:
+    mine, theirs = post(stack, "Mine", "Mine."), post(stack, "Not mine", "Not mine.")
+    [first], [other] = updates_of(stack, mine["id"]), updates_of(stack, theirs["id"])
+    token = fix_link(stack, first["id"]).split("t=", 1)[1]
+    for update_id, t in [(other["id"], token), (first["id"], token[:-2] + "xx"), (first["id"], "")]:
+        page = stack.get(f"/updates/{update_id}/fix", t=t)
+        assert page.status_code == 403 and "does not work" in page.text
+        posted = httpx.post(f"{stack.base_url}/updates/{update_id}/fix", data={"t": t, "body": "x"})
+        assert posted.status_code == 403
+    assert [u["body"] for u in updates_of(stack, mine["id"])] == ["Mine."]
+    assert [u["body"] for u in updates_of(stack, theirs["id"])] == ["Not mine."]

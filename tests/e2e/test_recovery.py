@@ -12,8 +12,10 @@ from sqlmodel import select
 from app import store
 from app.db import make_engine, session_scope, upgrade
 from app.models import InboundMessage, Update, utcnow
+from app.settings import Settings
 from smtp.ingest import SWEEP_GRACE, process_pending
 
+SETTINGS = Settings(mail_domain="tidings.test", secret_key="secret")
 RAW = (
     b"From: Alice <alice@example.com>\r\nTo: eng@tidings.test\r\nSubject: Before the crash\r\n"
     b"Message-ID: <crash-1@example.com>\r\n\r\nWritten just before the power cut.\r\n"
@@ -53,7 +55,7 @@ def status(engine: Engine, entry_id: int) -> str:
 def test_sweep_processes_entries_left_pending_and_only_once(engine: Engine) -> None:
     fresh = journal(engine, timedelta(0))
     stale = journal(engine, SWEEP_GRACE * 2)
-    assert process_pending(engine, "tidings.test", "secret") == 1
+    assert process_pending(engine, SETTINGS) == 1
     assert status(engine, stale) == "processed"
     assert status(engine, fresh) == "pending"  # still the listener's to process
     with session_scope(engine) as session:
@@ -61,6 +63,6 @@ def test_sweep_processes_entries_left_pending_and_only_once(engine: Engine) -> N
         assert update.body == "Written just before the power cut." and update.inbound_id == stale
     # The fresh copy is the same message (same Message-ID): once it is old enough it is
     # recognised as a duplicate, not posted twice.
-    assert process_pending(engine, "tidings.test", "secret", grace=timedelta(0)) == 1
+    assert process_pending(engine, SETTINGS, grace=timedelta(0)) == 1
     assert status(engine, fresh) == "duplicate"
-    assert process_pending(engine, "tidings.test", "secret", grace=timedelta(0)) == 0
+    assert process_pending(engine, SETTINGS, grace=timedelta(0)) == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,7 +14,9 @@ from app.tokens import (
     ReplyToken,
     parse_recipient,
     reply_address,
+    sign_link,
     sign_reply_token,
+    verify_link,
     verify_reply_token,
 )
 
@@ -55,3 +59,24 @@ def test_reply_address_round_trips_through_recipient_parsing() -> None:
     assert parse_recipient("<eng@mail.example.com>", "mail.example.com") == Recipient("eng")
     assert parse_recipient("eng@other.example", "mail.example.com") is None
     assert parse_recipient("not-an-address", "mail.example.com") is None
+
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def test_link_token_names_its_subject_until_it_expires() -> None:
+    token = sign_link("fix-update", 42, NOW + timedelta(days=14), SECRET)
+    assert verify_link(token, "fix-update", NOW, SECRET) == 42
+    assert verify_link(token, "fix-update", NOW + timedelta(days=13), SECRET) == 42
+    with pytest.raises(InvalidToken, match="expired"):
+        verify_link(token, "fix-update", NOW + timedelta(days=15), SECRET)
+
+
+def test_link_token_is_bound_to_purpose_secret_and_content() -> None:
+    token = sign_link("fix-update", 42, NOW + timedelta(days=1), SECRET)
+    for purpose, secret in [("approve-post", SECRET), ("fix-update", "other-secret")]:
+        with pytest.raises(InvalidToken):
+            verify_link(token, purpose, NOW, secret)
+    for garbage in ["", "x", token[:-2], token + "AA", "!" + token[1:]]:
+        with pytest.raises(InvalidToken):
+            verify_link(garbage, "fix-update", NOW, SECRET)
