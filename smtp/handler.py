@@ -28,6 +28,7 @@ from smtp.parse import header_message, message_id_of, sender_address
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024
 OK_RCPT = "250 2.1.5 Recipient OK"
 
 
@@ -123,23 +124,33 @@ class TidingsHandler:
         return entry_id  # type: ignore[return-value]
 
     def _check_sender(self, db: DbSession, sender: str, rcpt_tos: list[str]) -> str | None:
-        person = store.find_person(db, sender) if sender else None
+        if not sender:
+            return (
+                "550 5.7.1 This message has no From address Tidings can read; send it"
+                " from the address you are a team member with"
+            )
+        person = store.find_person(db, sender)
         for rcpt in rcpt_tos:
             recipient = parse_recipient(rcpt, self.domain)
             if recipient is None:
                 continue
             team = store.get_team(db, recipient.team_slug)
             if person is None or not store.is_member(db, team.id, person.id):  # type: ignore[arg-type]
-                who = sender or "a message without a From address"
                 return (
-                    f"550 5.7.1 {who} is not a member of {team.slug}; ask a team admin to add"
-                    " you, then send again"
+                    f"550 5.7.1 {sender} is not a member of {team.slug}; ask a team admin to"
+                    " add you, then send again"
                 )
         return None
 
 
+class TidingsSMTP(SMTP):
+    # RFC 5321 allows 1000 bytes a line, but real mail (HTML from some clients, long
+    # headers) exceeds it and other MTAs accept it; refusing would bounce people's mail.
+    line_length_limit = MAX_LINE_BYTES
+
+
 def make_smtp_server(handler: TidingsHandler, hostname: str) -> SMTP:
-    return SMTP(
+    return TidingsSMTP(
         handler,
         hostname=hostname,
         data_size_limit=MAX_MESSAGE_BYTES,

@@ -1,0 +1,112 @@
+"""Every message of the shared hostile corpus through the real listener: the server stays
+up, and each message ends with a defined outcome — an SMTP refusal with its reason, or a
+journal entry that processing finished (an update, or quarantine with a reason code).
+
+In CI this must run; elsewhere it skips when ../shared is absent.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import re
+import smtplib
+from collections.abc import Iterator
+from datetime import timedelta
+from email.utils import getaddresses
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from app import store
+from app.db import make_engine, session_scope, upgrade
+from app.errors import TidingsError
+from app.models import InboundMessage
+from app.settings import Settings
+from smtp.handler import TidingsHandler, make_smtp_server
+from smtp.ingest import process_pending
+from smtp.parse import header_message
+from tests.conftest import IN_CI, SHARED, free_port
+
+CORPUS = SHARED / "corpus" / "hostile"
+TEAM = "eng@tidings.test"
+FINISHED = {"processed", "quarantined", "duplicate"}
+
+
+class ListenerController(Controller):
+    """aiosmtpd's test controller, serving our SMTP server class with our limits."""
+
+    def factory(self) -> SMTP:
+        return make_smtp_server(self.handler, "tidings.test")
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[dict]:
+    if not (CORPUS / "manifest.jsonl").exists():
+        if IN_CI:
+            pytest.fail(f"{CORPUS} is missing; CI must run the hostile corpus")
+        pytest.skip(f"{CORPUS} is absent")
+    return [json.loads(line) for line in (CORPUS / "manifest.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def listener(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Settings, int]]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("var"), mail_domain="tidings.test")
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as session:
+        store.create_team(session, "eng", "Engineering")
+    port = free_port()
+    controller = ListenerController(
+        TidingsHandler(engine, settings), hostname="127.0.0.1", port=port
+    )
+    controller.start()
+    yield engine, settings, port
+    controller.stop()
+    engine.dispose()
+
+
+def sender_of(raw: bytes) -> str:
+    addresses = getaddresses([str(header_message(raw).get("From", "") or "")])
+    found = [addr for _, addr in addresses if "@" in addr and addr.isascii()]
+    return found[0].lower() if found else ""
+
+
+def test_every_hostile_message_gets_a_defined_outcome(
+    corpus: list[dict], listener: tuple[Engine, Settings, int]
+) -> None:
+    engine, settings, port = listener
+    refused: dict[str, tuple[int, bytes]] = {}
+    accepted = 0
+    with session_scope(engine) as session:  # make senders members, to exercise processing
+        for sender in {sender_of((CORPUS / e["path"]).read_bytes()) for e in corpus} - {""}:
+            with contextlib.suppress(TidingsError):  # addresses too broken to be members
+                store.add_member(session, "eng", sender, "")
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+        for entry in corpus:
+            # The corpus is stored with LF line ends; on the wire, SMTP is CRLF.
+            raw = re.sub(rb"\r?\n", b"\r\n", (CORPUS / entry["path"]).read_bytes())
+            try:
+                client.sendmail("sender@example.com", [TEAM], raw)
+                accepted += 1
+            except smtplib.SMTPResponseException as exc:
+                refused[entry["path"]] = (exc.smtp_code, exc.smtp_error)
+                client.rset()
+        assert client.noop()[0] == 250  # still up and answering
+    while process_pending(engine, settings, grace=timedelta(0)):
+        pass
+    with session_scope(engine) as session:
+        entries = list(session.exec(select(InboundMessage)))
+    outcomes = collections.Counter((e.status, e.reason) for e in entries)
+    print("\n".join(f"{n:5} {status} {reason or ''}" for (status, reason), n in outcomes.items()))
+    print(f"{len(refused)} refused:", collections.Counter(refused.values()).most_common(8))
+    assert len(entries) == accepted, "every message answered 250 is in the journal"
+    assert accepted + len(refused) == len(corpus)
+    assert {e.status for e in entries} <= FINISHED
+    assert all(e.reason and e.detail for e in entries if e.status == "quarantined")
+    assert all(code >= 500 and text for code, text in refused.values())
+    assert not [e for e in entries if e.reason == "processing-error"], "a bug, not an outcome"
