@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024
+MAX_RECIPIENTS = 50  # a reply goes to one or two team addresses; more looks like abuse
+COMMAND_TIMEOUT_SECONDS = 120
 OK_RCPT = "250 2.1.5 Recipient OK"
 
 
@@ -54,6 +56,8 @@ class TidingsHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return f"452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS} a message)"
         refusal = await asyncio.to_thread(self.check_recipient, address)
         if refusal:
             return refusal
@@ -155,5 +159,6 @@ def make_smtp_server(handler: TidingsHandler, hostname: str) -> SMTP:
         hostname=hostname,
         data_size_limit=MAX_MESSAGE_BYTES,
         enable_SMTPUTF8=True,
+        timeout=COMMAND_TIMEOUT_SECONDS,
         ident="Tidings ESMTP",
     )

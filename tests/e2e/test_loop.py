@@ -482,3 +482,13 @@ def test_fix_link_only_works_for_its_own_update(stack: Stack) -> None:
         assert posted.status_code == 403
     assert [u["body"] for u in updates_of(stack, mine["id"])] == ["Mine."]
     assert [u["body"] for u in updates_of(stack, theirs["id"])] == ["Not mine."]
+
+
+def test_too_many_recipients_are_deferred_with_a_reason(stack: Stack) -> None:
+    recipients = [TEAM] * 51
+    with smtplib.SMTP("127.0.0.1", stack.smtp_port, timeout=30) as client:
+        client.ehlo()
+        client.mail(ALICE)
+        codes = [client.rcpt(r) for r in recipients]
+    assert [c for c, _ in codes[:50]] == [250] * 50
+    assert codes[50][0] == 452 and b"4.5.3" in codes[50][1]
