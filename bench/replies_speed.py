@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from smtp import extract_reply  # noqa: E402
+from smtp import extract_reply
 
 SIZE = 1_000_000
 BUDGET_MS = 50.0
@@ -90,7 +90,8 @@ def _raw(body: str) -> bytes:
     ctype = "text/html" if html else "text/plain"
     encoded = base64.encodebytes(body.encode("utf-8")).decode("ascii")
     return (
-        HEAD + f"Content-Type: {ctype}; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        HEAD
+        + f"Content-Type: {ctype}; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
         + encoded.replace("\n", "\r\n")
     ).encode("ascii")
 

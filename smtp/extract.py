@@ -1,7 +1,10 @@
 """Pick the readable body of a raw RFC 822 message and trim it to the newly written reply.
 
-Parsing uses the stdlib `email` package with `policy.default`; decoding is done by hand from
-the transfer-decoded bytes so mislabelled charsets (windows-1252 declared as iso-8859-1 or
+The MIME structure is split here with byte-level searches and only each header block goes
+through the stdlib `email` parser (`policy.compat32`): the stdlib feed parser walks every body
+line in Python, which for a 1 MB body costs more than the whole time budget. At most
+`_MAX_PARTS` parts are looked at; text parts come first in real mail. Decoding is done by hand
+from the transfer-decoded bytes so mislabelled charsets (windows-1252 declared as iso-8859-1 or
 us-ascii, UTF-8 declared as latin-1, Shift_JIS variants) still come out right. Nothing here
 raises on broken mail: the worst case is the raw text run through the trimmer.
 """
@@ -15,7 +18,14 @@ from email import policy
 from email.message import Message
 
 from smtp.htmltext import html_to_text
-from smtp.trim import Reply, trim_quoted_reply
+from smtp.trim import Reply, split_scan_region, trim_quoted_reply
+
+_MAX_PARTS = 100
+_MAX_DEPTH = 8
+# A header block longer than this is not one: the message is read as a bare body.
+_MAX_HEADER_BYTES = 256 * 1024
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 
 # Charset labels that real mail uses for a superset encoding.
 _CHARSET_ALIASES = {
@@ -73,11 +83,15 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 
 
 def _unflow(text: str, delsp: bool) -> str:
-    """Join RFC 3676 format=flowed lines: a trailing space means the line continues."""
+    """Join RFC 3676 format=flowed lines: a trailing space means the line continues.
+
+    Only the region the trimmer scans is unwrapped; the rest is kept as sent.
+    """
+    head, rest = split_scan_region(text)
     out: list[str] = []
     buffer = ""
     depth = -1
-    for raw in text.split("\n"):
+    for raw in head.split("\n"):
         line = raw.rstrip("\r")
         stripped = line.lstrip(">")
         level = len(line) - len(stripped)
@@ -95,7 +109,7 @@ def _unflow(text: str, delsp: bool) -> str:
         buffer = ""
     if buffer:
         out.append(">" * max(depth, 0) + (" " if depth > 0 else "") + buffer)
-    return "\n".join(out)
+    return "\n".join(out) + ("\n" + rest if rest else "")
 
 
 def _part_text(part: Message) -> str:
@@ -157,8 +171,69 @@ def _select_body(msg: Message) -> tuple[str, bool]:
     return text, False
 
 
+def _split_head(raw: bytes) -> tuple[bytes, bytes]:
+    """The header block (with its last line ending) and the body of a message or part."""
+    if not _HEADER_LINE.match(raw):
+        # No header at all (or a blank first line): all of it is body, as for the stdlib parser.
+        return b"", raw[2:] if raw.startswith(b"\r\n") else raw[1:] if raw[:1] == b"\n" else raw
+    blank = _BLANK_LINE.search(raw, 0, _MAX_HEADER_BYTES)
+    if blank is None:
+        return (raw, b"") if len(raw) <= _MAX_HEADER_BYTES else (b"", raw)
+    head_end = blank.start() + (2 if raw[blank.start() : blank.start() + 2] == b"\r\n" else 1)
+    return raw[:head_end], raw[blank.end() :]
+
+
+def _parse(raw: bytes, budget: list[int], depth: int = 0) -> Message:
+    """A message tree like the stdlib parser's, with bodies split by byte search.
+
+    `budget` holds the number of parts still allowed; parts beyond it are left out.
+    """
+    head, body = _split_head(raw)
+    msg = email.message_from_bytes(head, policy=policy.compat32)
+    leftover = msg.get_payload()
+    text = body.decode("ascii", "surrogateescape")
+    if isinstance(leftover, str) and leftover:
+        # A line that is not a header ends the header block and starts the body.
+        text = leftover + "\n" + text
+    budget[0] -= 1
+    boundary = msg.get_boundary() if msg.get_content_maintype() == "multipart" else None
+    if boundary and depth < _MAX_DEPTH:
+        msg.set_payload(
+            [_parse(part, budget, depth + 1) for part in _parts(body, boundary, budget)]
+        )
+    elif msg.get_content_type() == "message/rfc822" and depth < _MAX_DEPTH and budget[0] > 0:
+        msg.set_payload([_parse(body, budget, depth + 1)])
+    else:
+        msg.set_payload(text)
+    return msg
+
+
+def _parts(body: bytes, boundary: str, budget: list[int]) -> list[bytes]:
+    """The bodies between `--boundary` delimiter lines, up to the close delimiter."""
+    marker = re.escape(boundary.encode("ascii", "surrogateescape"))
+    delimiter = re.compile(rb"^--" + marker + rb"(--)?[ \t]*\r?$", re.MULTILINE)
+    parts: list[bytes] = []
+    start = -1
+    for match in delimiter.finditer(body):
+        if start >= 0:
+            end = match.start()
+            end -= 2 if body[end - 2 : end] == b"\r\n" else 1 if body[end - 1 : end] == b"\n" else 0
+            parts.append(body[start : max(start, end)])
+            budget[0] -= 1
+        if match.group(1) or budget[0] <= 0:
+            return parts
+        start = match.end() + 1
+    if start >= 0 and start < len(body):
+        parts.append(body[start:])
+    return parts
+
+
 def body_text(raw: bytes) -> str:
     """The readable body of a raw message (HTML converted to text). Never raises."""
+    try:
+        return _select_body(_parse(raw, [_MAX_PARTS]))[0]
+    except Exception:
+        pass
     for parse_policy in (policy.default, policy.compat32):
         try:
             msg = email.message_from_bytes(raw, policy=parse_policy)

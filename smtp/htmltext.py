@@ -6,10 +6,18 @@ stops at the first such container, so the text handed to the plain-text trimmer 
 the history. `<blockquote>` content is kept as `>`-quoted lines so an inline reply keeps the
 shape the trimmer understands. Hidden elements (preheaders), styles, scripts and images
 (tracking pixels) produce nothing.
+
+The parser is pure Python and costs several microseconds per tag, so its work is bounded: the
+markup is fed in chunks and parsing stops at the quote container, and only the first
+`_MAX_ELEMENTS` start tags are converted structurally. If the budget runs out inside a
+`<blockquote>`, the rest is quoted history and is dropped like a quote container's content.
+Otherwise the markup beyond it is reduced to its text by one regex pass that drops the tags and
+keeps the source's own line breaks, so nothing the sender wrote is lost, only its layout.
 """
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from html.parser import HTMLParser
 
@@ -73,6 +81,12 @@ _HIDDEN_STYLE = re.compile(
     re.IGNORECASE,
 )
 _SPACES = re.compile(r"[ \t\r\n\f\u00a0]+")
+_TAG = re.compile(r"<[^<>]*>")
+_MAX_ELEMENTS = 800
+_CHUNK = 8_192
+# Deeper `<blockquote>` nesting renders with this many `> `: the trimmer only needs to know a
+# line is quoted, and an unbounded prefix would make deep nesting quadratic.
+_MAX_QUOTE_PREFIX = 8
 
 
 class _Converter(HTMLParser):
@@ -90,11 +104,14 @@ class _Converter(HTMLParser):
         self.emphasis_starts: list[int] = []
         self.done = False
         self.has_text = False
+        self.elements = 0
+        # Source position (line, column) where the element budget ran out.
+        self.stopped_at: tuple[int, int] | None = None
 
     # Line assembly -------------------------------------------------------------------------
 
     def _prefix(self) -> str:
-        return "> " * self.quote_depth
+        return "> " * min(self.quote_depth, _MAX_QUOTE_PREFIX)
 
     def _newline(self) -> None:
         self.lines.append(self.current.rstrip())
@@ -118,6 +135,12 @@ class _Converter(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self.done:
+            return
+        self.elements += 1
+        if self.elements > _MAX_ELEMENTS:
+            if self.quote_depth == 0:
+                self.stopped_at = self.getpos()
+            self.done = True
             return
         attributes = {name: value or "" for name, value in attrs}
         hidden = bool(_HIDDEN_STYLE.search(attributes.get("style", ""))) or (
@@ -263,12 +286,32 @@ class _Converter(HTMLParser):
         return re.sub(r"\n{3,}", "\n\n", out).strip()
 
 
+def _offset(markup: str, position: tuple[int, int]) -> int:
+    line, column = position
+    if line <= 1:
+        return column
+    last = markup.split("\n", line - 1)[-1]
+    return len(markup) - len(last) + column
+
+
+def _flatten(markup: str) -> str:
+    return html_lib.unescape(_TAG.sub("", markup)).replace("\u00a0", " ")
+
+
 def html_to_text(html: str) -> str:
     """Readable Markdown-ish text of an HTML body, without its quoted history. Never raises."""
     converter = _Converter()
     try:
-        converter.feed(html)
-        converter.close()
+        for start in range(0, len(html), _CHUNK):
+            converter.feed(html[start : start + _CHUNK])
+            if converter.done:
+                break
+        else:
+            converter.close()
     except Exception:  # html.parser is lenient, but a broken body must still yield its text
         converter.done = True
-    return converter.text()
+    text = converter.text()
+    if converter.stopped_at is not None:
+        rest = _flatten(html[_offset(html, converter.stopped_at) :]).strip()
+        text = f"{text}\n{rest}" if rest else text
+    return text

@@ -7,13 +7,16 @@ is quoted history. `>`-quoted runs before that point are removed, except in an i
 where each answer keeps the one quoted line it answers.
 
 Every pattern is applied to a single line (or a window of at most a few short lines), and
-long lines are skipped, so the cost stays linear in the size of the body.
+long lines are skipped. The work is also bounded outright (see `_SCAN_CHARS`, `_SCAN_LINES` and
+`_CANDIDATE_BUDGET`): only the top of a body is scanned, because the new text and the first quote
+boundary are always near the top, and whatever lies below the scanned region is kept verbatim.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import IntEnum
 
 from smtp import reply_patterns as rp
 
@@ -25,10 +28,27 @@ class Reply:
     confident: bool
 
 
+class _Anchor(IntEnum):
+    """What a removal relied on; a cut that is only a GUESS deserves a person's check."""
+
+    NONE = 0
+    GUESS = 1  # signature delimiter, app footer, legal notice, list footer
+    QUOTE = 2  # attribution, `>` block, header block, separator, forward marker
+
+
 # Lines longer than this are never attribution, header or footer lines; skipping them keeps
 # pathological input cheap.
 _MAX_MARKER_LINE = 400
 _ATTRIBUTION_WINDOW = 6
+# The scanned region: at most this many characters (rounded down to a whole line, but never less
+# than the first line) and this many lines. Everything below it is kept verbatim in the text.
+_SCAN_CHARS = 100_000
+_SCAN_LINES = 1_000
+# Lines that pass the cheap pre-filter and get the full set of checks. Real replies have a few
+# dozen; once the budget is spent the scan stops and the rest is kept, like text below the region.
+_CANDIDATE_BUDGET = 300
+# Non-blank lines below a guessed cut (signature, footer) searched for a quote structure.
+_LOOKAHEAD = 8
 
 
 def _alternation(words: tuple[str, ...]) -> str:
@@ -44,10 +64,22 @@ _LATIN_VERBS = _alternation(tuple(v for v in rp.ATTRIBUTION_VERBS if not _is_cjk
 _CJK_VERBS = _alternation(tuple(v for v in rp.ATTRIBUTION_VERBS if _is_cjk(v)))
 
 # The verb, then optionally a name/date/address of bounded length, then the closing colon.
+# Matched against lower-cased text: a case-sensitive alternation is several times faster than
+# an IGNORECASE one.
 _ATTR_END = re.compile(
-    rf"(?:(?:^|(?<=[\s,.)>\"'»]))(?:{_LATIN_VERBS})|(?:{_CJK_VERBS}))(?:\s.{{0,160}})?\s*[:：]$",
-    re.IGNORECASE,
+    rf"(?:(?:^|(?<=[\s,.)>\"'»]))(?:{_LATIN_VERBS.lower()})|(?:{_CJK_VERBS}))"
+    r"(?:\s.{0,160})?\s*[:：]$"
 )
+# Only the end of a window can hold the verb and what follows it.
+_ATTR_END_REACH = 170 + max(len(v) for v in rp.ATTRIBUTION_VERBS)
+_VERB = re.compile(f"{_LATIN_VERBS.lower()}|{_CJK_VERBS}")
+
+
+def _attr_end(text: str) -> bool:
+    lower = text.lower()
+    return _ATTR_END.search(lower, max(0, len(lower) - _ATTR_END_REACH)) is not None
+
+
 # "---- John Smith wrote ----": dash-decorated attributions carry no colon.
 _ATTR_DASHED = re.compile(rf"(?:^|\s|,)(?:{_LATIN_VERBS})\s*[:：]?$", re.IGNORECASE)
 _ATTR_START = re.compile(rf"^(?:{_alternation(rp.ATTRIBUTION_STARTS)})\s", re.IGNORECASE)
@@ -57,6 +89,7 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _GMT = re.compile(r"GMT\s?[+-]\d")
 _ADDRESS_COLON = re.compile(r"@[\w-]+(?:\.[\w-]+)+[)\]>]{0,3}\s*[:：]$")
 _TIME = re.compile(r"\d:\d\d")
+_DIGIT = re.compile(r"\d")
 
 
 def _no_colon_on(window: str) -> bool:
@@ -151,31 +184,35 @@ def _strip_decoration(line: str) -> str:
     return _DASHES.sub("", line.strip()).strip()
 
 
-def _attribution_end(lines: list[str], i: int) -> int:
-    """Index of the last line of an attribution starting at line `i`, or -1."""
-    end = _attribution_window_end(lines, i)
+def _attribution_end(lines: list[str], verbs: list[bool], i: int) -> int:
+    """Index of the last line of an attribution starting at line `i`, or -1.
+
+    `verbs[k]` says whether line k contains an attribution verb; a window without one can
+    only be a verb-less (address-before-colon) attribution, which is much cheaper to test.
+    """
+    end = _attribution_window_end(lines, verbs, i)
     # A window may swallow the end of the paragraph above a wrapped attribution; the
     # attribution then really starts on a later line.
     first = lines[i].strip()
     start_like = (
-        _ATTR_START.match(first) or any(ch.isdigit() for ch in first[:12]) or first.startswith("-")
+        _ATTR_START.match(first) or _DIGIT.search(first, 0, 12) is not None or first.startswith("-")
     )
     if (
         end > i
         and not start_like
-        and any(_attribution_window_end(lines, k) == end for k in range(i + 1, end + 1))
+        and any(_attribution_window_end(lines, verbs, k) == end for k in range(i + 1, end + 1))
     ):
         return -1
     return end
 
 
-def _attribution_window_end(lines: list[str], i: int) -> int:
+def _attribution_window_end(lines: list[str], verbs: list[bool], i: int) -> int:
     first = lines[i].strip()
     if not first or first.startswith(">") or len(first) > _MAX_MARKER_LINE:
         return -1
     dashed = first.startswith("--") or first.endswith("--")
     starts_like = bool(_ATTR_START.match(first))
-    if not (dashed or starts_like or "@" in first or any(ch.isdigit() for ch in first)):
+    if not (dashed or starts_like or "@" in first or _DIGIT.search(first) is not None):
         return -1
     parts: list[str] = []
     for j in range(i, min(len(lines), i + _ATTRIBUTION_WINDOW)):
@@ -190,9 +227,9 @@ def _attribution_window_end(lines: list[str], i: int) -> int:
             raw = raw.lstrip("> ")
         parts.append(raw)
         window = _strip_decoration(" ".join(parts))
-        if dashed and j == i and _ATTR_DASHED.search(window):
+        if dashed and j == i and verbs[i] and _ATTR_DASHED.search(window):
             return j
-        if raw.endswith((":", "：")) and _is_attribution(window, first):
+        if raw.endswith((":", "：")) and _is_attribution(window, first, any(verbs[i : j + 1])):
             return j
         if j == i and _ISO_DATE_START.match(window) and ("@" in window or _GMT.search(window)):
             return j
@@ -201,17 +238,17 @@ def _attribution_window_end(lines: list[str], i: int) -> int:
     return -1
 
 
-def _is_attribution(window: str, first: str) -> bool:
+def _is_attribution(window: str, first: str, verb: bool) -> bool:
     if len(window) > 2 * _MAX_MARKER_LINE:
         return False
-    has_anchor = "@" in window or any(ch.isdigit() for ch in window) or _ATTR_START.match(first)
+    has_anchor = "@" in window or _DIGIT.search(window) is not None or _ATTR_START.match(first)
     if not has_anchor:
         return False
-    if _ATTR_END.search(window):
+    if verb and _attr_end(window):
         return True
     # Gmail in CJK locales ("2014年3月20日 8:48 Name <addr>:"), Yandex, mail.ru and others
     # have no verb at all: a date, a name and an address right before the colon.
-    return bool(_ADDRESS_COLON.search(window)) and any(ch.isdigit() for ch in window)
+    return bool(_ADDRESS_COLON.search(window)) and _DIGIT.search(window) is not None
 
 
 def _header_block(lines: list[str], i: int) -> bool:
@@ -288,26 +325,32 @@ def _quote_run_end(lines: list[str], flags: list[bool], start: int) -> int:
     return end
 
 
-def _hard_boundary(lines: list[str], i: int) -> bool:
+def _hard_boundary(lines: list[str], i: int) -> _Anchor:
+    """Whether line `i` starts quoted history, and how sure that is (NONE: it does not)."""
     line = lines[i]
     stripped = line.strip()
     has_letter = _LETTER.search(stripped) is not None
     if has_letter and (_SEPARATOR.match(line) or _FORWARD_INTRO.match(line)):
-        return True
+        return _Anchor.QUOTE
     if _LONG_RULE.match(line):
-        return True
+        return _Anchor.QUOTE
     if _UNDERSCORES.match(line):
         k = _next_nonblank(lines, i + 1)
-        return k >= 0 and bool(_ANY_FIELD.match(lines[k]) or _LIST_FOOTER.search(lines[k]))
+        if k >= 0 and _ANY_FIELD.match(lines[k]):
+            return _Anchor.QUOTE
+        return _Anchor.GUESS if k >= 0 and _LIST_FOOTER.search(lines[k]) else _Anchor.NONE
     if len(stripped) <= _MAX_MARKER_LINE and _LEGAL.match(line):
-        return True
+        return _Anchor.GUESS
     if _RULE.match(line) or (has_letter and _DASHED_TITLE.match(line)):
         # "======" or "-------- Oprindelig besked --------" followed by a header block.
         k = _next_nonblank(lines, i + 1)
-        return k >= 0 and (_header_block(lines, k) or _dated_header(lines, k))
-    if _header_block(lines, i):
-        return True
-    return i > 0 and _RULE.match(lines[i - 1]) is not None and _dated_header(lines, i)
+        found = k >= 0 and (_header_block(lines, k) or _dated_header(lines, k))
+        return _Anchor.QUOTE if found else _Anchor.NONE
+    if _header_block(lines, i) or (
+        i > 0 and _RULE.match(lines[i - 1]) is not None and _dated_header(lines, i)
+    ):
+        return _Anchor.QUOTE
+    return _Anchor.NONE
 
 
 _DATED_FIELD = re.compile(r"^\s*[\w ]{2,20}\s?:\s*\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
@@ -355,17 +398,67 @@ def _quoted_line(line: str) -> str:
     return "> " + stripped[1:].lstrip()
 
 
-def trim_quoted_reply(text: str) -> Reply:
-    """Split a plain-text reply into the newly written text and everything quoted around it."""
-    normalised = text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
-    lines = [line.rstrip() for line in normalised.split("\n")]
+def split_scan_region(text: str) -> tuple[str, str]:
+    """The scanned head of a body and the rest below it, which starts at a line start."""
+    if len(text) <= _SCAN_CHARS and text.count("\n") < _SCAN_LINES:
+        return text, ""
+    end = text.rfind("\n", 0, _SCAN_CHARS) + 1 or text.find("\n") + 1 or len(text)
+    newline = -1
+    for _ in range(_SCAN_LINES):
+        newline = text.find("\n", newline + 1, end)
+        if newline < 0:
+            break
+    else:
+        end = newline + 1
+    return text[:end], text[end:]
+
+
+@dataclass
+class _Scan:
+    flags: list[bool]
+    dropped: list[bool]
+    cut: int  # first line of the quoted history; `end` when there is none
+    end: int  # lines from here on were not scanned: the candidate budget ran out
+    anchor: _Anchor  # the strongest structure a cut or drop relied on
+    verbs: list[bool]  # per line: contains an attribution verb
+
+
+def _guess_cut(
+    lines: list[str], verbs: list[bool], flags: list[bool], i: int, anchor: _Anchor
+) -> _Anchor:
+    """The anchor of a cut at a signature, footer or notice on line `i`: still QUOTE when a
+    quote structure follows within a few lines (a footer right above an attribution)."""
+    if anchor == _Anchor.QUOTE:
+        return anchor
+    seen = 0
+    for k in range(i + 1, len(lines)):
+        if not lines[k].strip():
+            continue
+        if (
+            flags[k]
+            or _attribution_end(lines, verbs, k) >= 0
+            or _hard_boundary(lines, k) == _Anchor.QUOTE
+        ):
+            return _Anchor.QUOTE
+        seen += 1
+        if seen >= _LOOKAHEAD:
+            break
+    return _Anchor.GUESS
+
+
+def _scan(lines: list[str]) -> _Scan:
+    """Find the quote boundary and the lines above it that are not part of the new text."""
     n = len(lines)
     flags = _quote_flags(lines)
     dropped = [False] * n
+    verbs = [
+        len(line) <= _MAX_MARKER_LINE and _VERB.search(line.lower()) is not None for line in lines
+    ]
     # Lines that could close an attribution window; most prose lines cannot, which lets the
     # scan skip the window checks for them.
     closers = [_could_close(line) for line in lines]
-    cut = n
+    anchor = _Anchor.NONE
+    budget = _CANDIDATE_BUDGET
     has_text = False
     i = 0
     while i < n:
@@ -378,17 +471,20 @@ def trim_quoted_reply(text: str) -> Reply:
             has_text = True
             i += 1
             continue
+        budget -= 1
+        if budget < 0:
+            return _Scan(flags, dropped, i, i, anchor, verbs)
         if _INVISIBLE.match(line):
             dropped[i] = True
             i += 1
             continue
         if _SIG_DELIMITER.match(stripped) and has_text:
-            cut = i
-            break
+            return _Scan(flags, dropped, i, n, _guess_cut(lines, verbs, flags, i, anchor), verbs)
         if len(stripped) <= _MAX_MARKER_LINE and _FOOTER.match(stripped):
             if has_text:
-                cut = i
-                break
+                anchor = _guess_cut(lines, verbs, flags, i, anchor)
+                return _Scan(flags, dropped, i, n, anchor, verbs)
+            anchor = max(anchor, _Anchor.GUESS)
             dropped[i] = True
             i += 1
             continue
@@ -401,19 +497,24 @@ def trim_quoted_reply(text: str) -> Reply:
             end = _forward_header_end(lines, i)
             for j in range(i, end):
                 dropped[j] = True
+            anchor = _Anchor.QUOTE
             i = end
             continue
-        if _hard_boundary(lines, i) and (has_text or not _LEGAL.match(line)):
-            cut = _include_rules_above(lines, i)
-            break
+        boundary = _hard_boundary(lines, i)
+        if boundary == _Anchor.GUESS:
+            boundary = _guess_cut(lines, verbs, flags, i, anchor)
+        if boundary and (has_text or not _LEGAL.match(line)):
+            return _Scan(
+                flags, dropped, _include_rules_above(lines, i), n, max(anchor, boundary), verbs
+            )
         if len(stripped) <= _MAX_MARKER_LINE and stripped.endswith(("wrote:", "sent:")):
             shared = _SHARED_LINE.match(stripped)
-            if shared and _ATTR_END.search(stripped):
+            if shared and _attr_end(stripped):
                 lines[i] = shared.group("pre").rstrip(" -")
-                cut = i + 1
-                break
-        end = _attribution_end(lines, i)
+                return _Scan(flags, dropped, i + 1, n, _Anchor.QUOTE, verbs)
+        end = _attribution_end(lines, verbs, i)
         if end >= 0:
+            anchor = _Anchor.QUOTE
             if not has_text:
                 for j in range(i, end + 1):
                     dropped[j] = True
@@ -423,18 +524,25 @@ def trim_quoted_reply(text: str) -> Reply:
             if k >= 0 and flags[k] and lines[k].lstrip().startswith(">"):
                 after = _next_nonblank(lines, _quote_run_end(lines, flags, k))
                 answered = after >= 0 and not _is_boundary_line(lines[after])
-                if answered and _attribution_end(lines, after) < 0:
+                if answered and _attribution_end(lines, verbs, after) < 0:
                     for j in range(i, end + 1):
                         dropped[j] = True
                     i = end + 1
                     continue
-            cut = i
-            break
+            return _Scan(flags, dropped, i, n, anchor, verbs)
         has_text = True
         i += 1
+    return _Scan(flags, dropped, n, n, anchor, verbs)
 
-    kept = _resolve_quotes(lines[:cut], flags[:cut], dropped[:cut])
-    return _build_reply(normalised, lines, kept)
+
+def trim_quoted_reply(text: str) -> Reply:
+    """Split a plain-text reply into the newly written text and everything quoted around it."""
+    normalised = text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
+    head, tail = split_scan_region(normalised)
+    lines = [line.rstrip() for line in head.split("\n")]
+    scan = _scan(lines)
+    kept = _resolve_quotes(lines[: scan.cut], scan.flags[: scan.cut], scan.dropped[: scan.cut])
+    return _build_reply(normalised, lines, kept, scan, tail)
 
 
 def _resolve_quotes(lines: list[str], flags: list[bool], dropped: list[bool]) -> list[str | None]:
@@ -480,22 +588,56 @@ def _resolve_quotes(lines: list[str], flags: list[bool], dropped: list[bool]) ->
     return out
 
 
-def _build_reply(normalised: str, lines: list[str], kept: list[str | None]) -> Reply:
+def _visible(text: str) -> int:
+    # Characters that are not layout; str.count keeps this a few C-level passes on any size.
+    return len(text) - sum(text.count(ch) for ch in " \t\n")
+
+
+def _seen_quote_marker(lines: list[str], verbs: list[bool], rest: str) -> bool:
+    """Whether the text has a quote marker (a `>` line, an attribution-like line, an
+    "Original Message" separator) that could have been acted on."""
+    for line, verb in zip(lines, verbs, strict=True):
+        stripped = line.strip()
+        if stripped.startswith(">") or "original message" in stripped.lower():
+            return True
+        if verb and stripped.endswith((":", "：")) and ("@" in line or _DIGIT.search(line)):
+            return True
+    # The unscanned rest can be a megabyte: only C-level substring checks here.
+    lower = rest.lower()
+    return (
+        lower.startswith(">") or "\n>" in lower or "wrote:" in lower or "original message" in lower
+    )
+
+
+def _build_reply(
+    normalised: str, lines: list[str], kept: list[str | None], scan: _Scan, tail: str
+) -> Reply:
     text_lines = [line for line in kept if line is not None]
     while text_lines and _INVISIBLE.match(text_lines[-1]):
         text_lines.pop()
     new_text = "\n".join(text_lines).strip("\n")
     new_text = "\n".join(line.rstrip() for line in new_text.split("\n")).strip()
     removed = [lines[j] for j, line in enumerate(kept) if line is None or line != lines[j]]
-    removed.extend(lines[len(kept) :])
+    # Below the cut (or below the scanned region when there is no cut) nothing was examined.
+    rest = "\n".join(lines[scan.cut :]) + tail
+    if scan.cut < scan.end:
+        removed.append(rest)
+    elif rest.strip():
+        new_text = (new_text + "\n" + rest).strip()
     quoted = "\n".join(removed).strip()
 
-    total = len("".join(normalised.split()))
-    removed_chars = total - len("".join(new_text.split()))
-    looks_quoted = any(_is_quote(line) for line in lines) or bool(
-        re.search(r"wrote:|-----Original", normalised[:200_000])
-    )
-    confident = bool(new_text) and (total == 0 or removed_chars <= 0.9 * total)
-    if not quoted and looks_quoted:
+    anchor = scan.anchor
+    if any(scan.flags[: scan.cut]):
+        anchor = _Anchor.QUOTE
+    total = _visible(normalised)
+    removed_chars = total - _visible(new_text)
+    if not new_text:
         confident = False
+    elif removed_chars > 0.9 * total:
+        confident = anchor == _Anchor.QUOTE
+    elif not quoted:
+        scanned = lines[: scan.end]
+        confident = not _seen_quote_marker(scanned, scan.verbs[: scan.end], rest)
+    else:
+        confident = True
     return Reply(text=new_text, quoted=quoted, confident=confident)

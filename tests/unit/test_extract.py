@@ -153,3 +153,63 @@ def test_property_raw_bytes_never_raise(raw: bytes) -> None:
 @given(st.text(max_size=300))
 def test_property_html_never_raises(fragment: str) -> None:
     assert "\x00" not in extract_reply("<div>" + fragment + "</div>")
+
+
+def _raw_base64(body: str, ctype: str = "text/plain") -> bytes:
+    return (
+        HEAD
+        + f"Content-Type: {ctype}; charset=utf-8\r\n".encode()
+        + b"Content-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(body.encode("utf-8"))
+    )
+
+
+def test_large_base64_reply_is_trimmed() -> None:
+    body = "Yes.\n\nOn Mon, 4 Mar 2024, Bo <bo@example.com> wrote:\n" + "> old line\n" * 80_000
+    reply = extract_reply_parts(_raw_base64(body))
+    assert reply.text == "Yes."
+    assert reply.confident
+
+
+def test_large_8bit_body_is_kept_whole() -> None:
+    body = "On 1 2 3 4 5\n" * 50_000 + "ok\n\n\n" * 50_000
+    raw = HEAD + b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + body.encode()
+    assert extract_reply(raw).split() == body.split()
+
+
+def test_many_mime_parts_keep_the_first_ones() -> None:
+    part = b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nA line in a part.\r\n"
+    raw = HEAD + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + part * 20_000 + b"--b--"
+    text = extract_reply(raw)
+    assert text.startswith("A line in a part.")
+    assert 0 < text.count("A line in a part.") <= 100
+
+
+def test_deep_blockquote_nesting() -> None:
+    html = "<div>Yes.</div>" + "<blockquote>q " * 60_000
+    assert extract_reply(html) == "Yes."
+    assert extract_reply(_raw_base64(html, "text/html")) == "Yes."
+
+
+def test_huge_html_keeps_its_text_past_the_element_budget() -> None:
+    html = "<html><body>" + "<div>word\n" * 100_000 + "</body></html>"
+    text = extract_reply(html)
+    assert text.split() == ["word"] * 100_000
+
+
+def test_budget_running_out_inside_a_blockquote_drops_the_history() -> None:
+    html = "<div>New</div><blockquote type=cite>" + "<div>old</div>" * 5_000 + "</blockquote>"
+    assert extract_reply(html) == "New"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400))
+def test_property_raw_plain_lines_come_from_the_body(body: str) -> None:
+    raw = HEAD + b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + body.encode("utf-8")
+    text = extract_reply(raw)
+    assert "\x00" not in text
+    source = body.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped:
+            assert stripped in source or stripped.lstrip("> ").strip() in source

@@ -186,27 +186,85 @@ def test_nothing_removed_is_empty_quoted() -> None:
     assert reply.confident
 
 
-def test_unsure_when_almost_everything_removed() -> None:
-    reply = trim_quoted_reply("> " + "quoted words " * 50 + "\n\nok")
-    assert not reply.confident
+_LONG_QUOTE = "".join(f"> An earlier message, line {k}, quoted in full.\n" for k in range(20))
+_LONG_TEXT = "".join(f"Line {k} of a long message that was sent earlier.\n" for k in range(20))
+_SIGNATURE = "".join(f"Position {k} | Example Corp | +1 555 01{k:02d}\n" for k in range(20))
+
+CONFIDENCE: list[tuple[str, str, bool]] = [
+    (
+        "yes-above-gmail-quote",
+        "Yes.\n\nOn Mon, 4 Mar 2024 at 09:00, Ana <a@example.com> wrote:\n" + _LONG_QUOTE,
+        True,
+    ),
+    ("yes-above-bare-quote", "Yes.\n\n" + _LONG_QUOTE, True),
+    (
+        "yes-above-outlook-block",
+        "Yes.\n\nFrom: Ana <a@example.com>\nSent: Monday\nTo: Team\n"
+        "Subject: Plans\n\n" + _LONG_TEXT,
+        True,
+    ),
+    ("yes-above-original-message", "Yes.\n\n-----Original Message-----\n" + _LONG_TEXT, True),
+    (
+        "bottom-post",
+        "On Mon, 4 Mar 2024, Ana <a@example.com> wrote:\n" + _LONG_QUOTE + "\nYes.",
+        True,
+    ),
+    ("no-quote-at-all", "Shipped the importer; next is the exporter.", True),
+    ("long-answer-short-quote", _LONG_TEXT + "\n> Status?\n", True),
+    ("empty-new-text", _LONG_QUOTE, False),
+    ("empty-input", "", False),
+    ("only-a-signature-cut", "Ok\n\n-- \n" + _SIGNATURE, False),
+    ("only-a-legal-notice-cut", "Ok\n\nCONFIDENTIALITY NOTICE: " + _LONG_TEXT, False),
+    ("short-text-above-footer", "Thanks, see you then.\n\nSent from my iPhone\n", True),
+    (
+        "quote-below-scanned-region",
+        "A long update line.\n" * 1_100
+        + "\nOn Mon, 4 Mar 2024, Ana <a@example.com> wrote:\n> Ok?\n",
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "confident"), CONFIDENCE, ids=[c[0] for c in CONFIDENCE])
+def test_confidence(name: str, body: str, confident: bool) -> None:
+    assert trim_quoted_reply(body).confident is confident
+
+
+def test_region_rule_keeps_the_rest() -> None:
+    # Below the scanned region nothing is trimmed, and nothing is lost either.
+    body = (
+        "A long update line.\n" * 1_100 + "\nOn Mon, 4 Mar 2024, Ana <a@example.com> wrote:\n> Ok?"
+    )
+    reply = trim_quoted_reply(body)
+    assert reply.text == body.strip()
+    assert reply.quoted == ""
+
+
+def test_cut_near_the_top_moves_a_huge_quote_to_quoted() -> None:
+    body = "Yes.\n\nOn Mon, 4 Mar 2024, Ana <a@example.com> wrote:\n" + "> old line\n" * 100_000
+    reply = trim_quoted_reply(body)
+    assert reply.text == "Yes."
+    assert reply.quoted.count("> old line") == 100_000
+    assert reply.confident
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        (">" * 5000 + "\n") * 200,
-        ">" * 1_000_000,
-        "Reply\n" + "On Mon, 1 Jan 2024 at 10:00, a@b.c wrote:\n" * 20_000,
-        "On 1 2 3 4 5\n" * 20_000,
-        " " * 1_000_000,
-        ("-" * 399 + "\n") * 2000,
-        "> q\nanswer\n" * 20_000,
+        "Plain prose that goes on and on without any quote at all.\n" * 20_000,
+        "word " * 200_000,
+        "On 1 2 3 4 5\n" * 80_000,
+        "On 1 Mar 2024 12:00 a@b.co x:\n" * 30_000,
+        "a: b: c: d: e: f: g: h:\n" * 40_000,
+        "ok\n\n\n" * 100_000,
     ],
-    ids=["gt-lines", "gt-one-line", "many-on-wrote", "many-on", "spaces", "dashes", "inline"],
+    ids=["prose", "one-line", "on-digits", "date-email-colon", "colons", "short-lines"],
 )
-def test_adversarial_input_returns(body: str) -> None:
+def test_adversarial_text_is_kept_whole(body: str) -> None:
+    # None of these has a quote, so all of it is the new text, however large.
     reply = trim_quoted_reply(body)
-    assert isinstance(reply.text, str)
+    assert reply.text.split() == body.split()
+    assert reply.quoted == ""
 
 
 def _appears(line: str, source: str) -> bool:
