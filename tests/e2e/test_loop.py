@@ -492,3 +492,39 @@ def test_too_many_recipients_are_deferred_with_a_reason(stack: Stack) -> None:
         codes = [client.rcpt(r) for r in recipients]
     assert [c for c, _ in codes[:50]] == [250] * 50
     assert codes[50][0] == 452 and b"4.5.3" in codes[50][1]
+
+
+def test_unsure_extraction_sends_a_receipt_whose_link_fixes_the_post(stack: Stack) -> None:
+    stack.cli("checkin", "send", "eng")  # once a day: a no-op if an earlier test sent it
+    prompt = next(
+        m
+        for m in stack.outbox()
+        if m["To"].addresses[0].addr_spec == ALICE and "What did you get done" in str(m["Subject"])
+    )
+    address = reply_address_of(prompt)
+    original = " ".join(["The quarterly planning notes follow in full."] * 120)
+    body = f"Agreed with everything.\n\nSent from my iPhone\n\n{original}\n"  # no > markers
+    stack.send(mail(ALICE, address, f"Re: {prompt['Subject']}", body), ALICE, address)
+
+    def receipt() -> EmailMessage | None:
+        return next((m for m in stack.outbox() if "please check" in str(m["Subject"])), None)
+
+    msg = wait_for(receipt, what="the 'posted as' receipt")
+    assert msg["To"].addresses[0].addr_spec == ALICE
+    assert msg["Auto-Submitted"] == "auto-generated"
+    text = msg.get_body(("plain",)).get_content()
+    assert "Agreed with everything." in text
+    link = next(w for w in text.split() if "/fix?t=" in w)
+    path, token = link.removeprefix(stack.base_url).split("?t=")
+    form = stack.get(path, t=token)
+    assert form.status_code == 200 and "quarterly planning notes" in form.text
+    saved = httpx.post(
+        f"{stack.base_url}{path}",
+        data={"t": token, "body": "Agreed with everything, and the planning notes look right."},
+    )
+    assert saved.status_code == 303
+    thread_id = int(saved.headers["location"].split("/threads/")[1].split("#")[0])
+    [fixed] = [u for u in updates_of(stack, thread_id) if u["author"]["email"] == ALICE]
+    assert fixed["body"] == "Agreed with everything, and the planning notes look right."
+    # A confident extraction sends no receipt: only this one is in the outbox.
+    assert sum("please check" in str(m["Subject"]) for m in stack.outbox()) == 1
