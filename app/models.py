@@ -119,9 +119,22 @@ class Update(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))  # the new text, Markdown
     quoted: str = Field(default="", sa_column=Column(Text, nullable=False))  # what was trimmed
     extraction_confident: bool = True
-    placed_by: str = "new-thread"  # reply-token | new-thread | checkin
+    # Which rule put it in its thread: reply-token | checkin | in-reply-to | subject | new-thread
+    placed_by: str = "new-thread"
     created_at: datetime = _ts(nullable=False, index=True)
     edited_at: datetime | None = _optional_ts()  # set when the author corrects the text
+
+
+class MessageRef(SQLModel, table=True):
+    """A Message-ID we sent and the thread it belongs to, so that a reply whose client
+    dropped our reply address still finds its thread through In-Reply-To/References."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True, max_length=250)
+    team_id: int = Field(foreign_key="team.id")
+    thread_id: int = Field(foreign_key="thread.id")
+    person_id: int | None = Field(default=None, foreign_key="person.id")
+    created_at: datetime = _ts(nullable=False)
 
 
 class Attachment(SQLModel, table=True):

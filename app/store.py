@@ -26,6 +26,7 @@ from app.models import (
     Attachment,
     InboundMessage,
     Membership,
+    MessageRef,
     OutboundMessage,
     Person,
     Team,
@@ -270,6 +271,64 @@ def correct_update(session: Session, update_id: int, body: str) -> Update:
     session.add(update)
     session.flush()
     return update
+
+
+def remember_sent(
+    session: Session, message_id: str, thread: Thread, person: Person | None = None
+) -> None:
+    """Record that a message we send belongs to `thread`, for replies that keep only
+    In-Reply-To/References."""
+    session.add(
+        MessageRef(
+            message_id=message_id,
+            team_id=thread.team_id,
+            thread_id=thread.id,  # type: ignore[arg-type]
+            person_id=person.id if person else None,
+        )
+    )
+    session.flush()
+
+
+def referenced_place(
+    session: Session, team_id: int, references: Sequence[str]
+) -> tuple[Thread, Update | None] | None:
+    """The thread (and the update, when it was one of ours in this team) that the newest
+    resolvable reference points at; `references` come newest first."""
+    for ref in references:
+        update = session.exec(
+            select(Update).where(Update.team_id == team_id, Update.message_id == ref)
+        ).first()
+        if update is not None:
+            return get_thread(session, update.thread_id), update
+        sent = session.exec(
+            select(MessageRef).where(MessageRef.message_id == ref, MessageRef.team_id == team_id)
+        ).first()
+        if sent is not None:
+            return get_thread(session, sent.thread_id), None
+    return None
+
+
+def recent_thread_titled(
+    session: Session, team_id: int, title: str, active_since: datetime
+) -> Thread | None:
+    """The team's most recently active thread with this exact title, if active lately."""
+    query = (
+        select(Thread)
+        .where(
+            Thread.team_id == team_id,
+            Thread.title == title,
+            Thread.last_activity_at >= active_since,
+        )
+        .order_by(Thread.last_activity_at.desc())  # type: ignore[attr-defined]
+    )
+    return session.exec(query).first()
+
+
+def root_update(session: Session, thread_id: int) -> Update | None:
+    query = (
+        select(Update).where(Update.thread_id == thread_id).order_by(Update.created_at, Update.id)  # type: ignore[arg-type]
+    )
+    return session.exec(query).first()
 
 
 def update_exists(session: Session, team_id: int, message_id: str) -> bool:

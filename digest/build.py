@@ -142,6 +142,9 @@ def plan_digest(
     outbound = store.enqueue_mail(
         session, kind="digest", idempotency_key=key, person=person, message=msg
     )
+    if reply_to is not None:  # one thread: a reply keeping only In-Reply-To belongs there
+        thread = store.get_thread(session, entries[0].thread_id)
+        store.remember_sent(session, message_id, thread, person)
     for entry in entries:
         session.add(
             DigestItem(outbound_id=outbound.id, person_id=person.id, update_id=entry.update_id)  # type: ignore[arg-type]

@@ -70,6 +70,7 @@ def plan_checkin(session: Session, slug: str, settings: Settings, now: datetime)
                 store.enqueue_mail(
                     session, kind="checkin", idempotency_key=key, person=person, message=msg
                 )
+                store.remember_sent(session, message_id, thread, person)
         except IntegrityError:  # another process planned the same prompt just now
             run.already_sent += 1
             continue

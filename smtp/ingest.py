@@ -34,6 +34,7 @@ from smtp.parse import ParsedMessage, UnparseableMessage, parse_message, thread_
 log = logging.getLogger(__name__)
 
 FIX_LINK_LIFETIME = timedelta(days=14)
+SUBJECT_MATCH_WINDOW = timedelta(days=14)
 
 SWEEP_GRACE = timedelta(seconds=10)
 
@@ -61,11 +62,31 @@ def _place(
     parsed: ParsedMessage,
     secret: str,
 ) -> Placement | Refusal:
-    if token is None:
-        thread = Thread(team_id=team.id, title=thread_title(parsed.subject))  # type: ignore[arg-type]
-        session.add(thread)
-        session.flush()
-        return Placement(thread, None, "new-thread")
+    """Where a message belongs, by the strongest evidence it carries: a reply token, then
+    In-Reply-To/References, then (for replies) a recently active thread's subject."""
+    if token is not None:
+        return _place_by_token(session, team, author, token, secret)
+    referenced = store.referenced_place(session, team.id, parsed.references)  # type: ignore[arg-type]
+    if referenced is not None:
+        thread, parent = referenced
+        if parent is None and thread.checkin_date is None:
+            parent = store.root_update(session, thread.id)  # type: ignore[arg-type]
+        return Placement(thread, parent, "in-reply-to")
+    title = thread_title(parsed.subject)
+    if parsed.is_reply:
+        since = utcnow() - SUBJECT_MATCH_WINDOW
+        thread = store.recent_thread_titled(session, team.id, title, since)  # type: ignore[arg-type]
+        if thread is not None:
+            return Placement(thread, store.root_update(session, thread.id), "subject")  # type: ignore[arg-type]
+    thread = Thread(team_id=team.id, title=title)  # type: ignore[arg-type]
+    session.add(thread)
+    session.flush()
+    return Placement(thread, None, "new-thread")
+
+
+def _place_by_token(
+    session: Session, team: Team, author: Person, token: str, secret: str
+) -> Placement | Refusal:
     try:
         claim = verify_reply_token(token, secret)
         thread = store.get_thread(session, claim.thread_id, [team.id])  # type: ignore[list-item]
@@ -79,8 +100,7 @@ def _place(
         )
     if thread.checkin_date is not None:
         return Placement(thread, None, "checkin")
-    root = store.thread_updates(session, thread.id)  # type: ignore[arg-type]
-    return Placement(thread, root[0][0] if root else None, "reply-token")
+    return Placement(thread, store.root_update(session, thread.id), "reply-token")  # type: ignore[arg-type]
 
 
 def _store_for_recipient(

@@ -18,6 +18,10 @@ from smtp.classify import Classification, classify_message
 from smtp.extract import extract_reply_parts
 
 _SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|antw|wg|tr|rv|vs)\s*(\[\d+\])?\s*:\s*)+", re.I)
+# Reply prefixes only (forwards start new threads): en, de, nl, sv/da/no, fi, pl, tr, it, pt.
+_REPLY_PREFIX = re.compile(r"^\s*(re|aw|antw|sv|vs|odp|ynt|r|res)\s*(\[\d+\])?\s*:", re.I)
+_MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
+MAX_REFERENCES = 20
 
 
 class UnparseableMessage(ValueError):
@@ -35,6 +39,11 @@ class ParsedMessage:
     confident: bool
     classification: Classification
     attachments: list[NewAttachment] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)  # newest first
+
+    @property
+    def is_reply(self) -> bool:
+        return bool(_REPLY_PREFIX.match(self.subject))
 
 
 def header_message(raw: bytes) -> Message:
@@ -52,6 +61,14 @@ def sender_address(message: Message) -> str:
 def message_id_of(message: Message) -> str | None:
     value = str(message.get("Message-ID", "") or "").strip()
     return value[:250] or None
+
+
+def references_of(message: Message) -> list[str]:
+    """Message-IDs this message answers, newest first: In-Reply-To, then References
+    from the end (the References header lists the oldest first)."""
+    in_reply_to = _MESSAGE_ID.findall(str(message.get("In-Reply-To", "") or ""))
+    references = _MESSAGE_ID.findall(str(message.get("References", "") or ""))[::-1]
+    return list(dict.fromkeys(in_reply_to + references))[:MAX_REFERENCES]
 
 
 def thread_title(subject: str) -> str:
@@ -98,4 +115,5 @@ def parse_message(raw: bytes) -> ParsedMessage:
         confident=reply.confident,
         classification=classify_message(headers),
         attachments=_attachments(parsed),
+        references=references_of(headers),
     )

@@ -528,3 +528,60 @@ def test_unsure_extraction_sends_a_receipt_whose_link_fixes_the_post(stack: Stac
     assert fixed["body"] == "Agreed with everything, and the planning notes look right."
     # A confident extraction sends no receipt: only this one is in the outbox.
     assert sum("please check" in str(m["Subject"]) for m in stack.outbox()) == 1
+
+
+def test_reply_to_team_address_with_in_reply_to_joins_that_post(stack: Stack) -> None:
+    original = mail(ALICE, TEAM, "Migration window", "Saturday 06:00 UTC works for me.")
+    stack.send(original, ALICE, TEAM)
+    thread = wait_for(lambda: thread_titled(stack, "Migration window"))
+    # Bob's client answered Alice's message to the list address, keeping only In-Reply-To.
+    reply = mail(
+        BOB, TEAM, "Migration window", "Saturday works.", In_Reply_To=str(original["Message-ID"])
+    )
+    stack.send(reply, BOB, TEAM)
+    updates = wait_for(lambda: (u := updates_of(stack, thread["id"])) and len(u) == 2 and u)
+    assert updates[1]["placed_by"] == "in-reply-to"
+    assert updates[1]["parent_id"] == updates[0]["id"]
+    assert thread_titled(stack, "Migration window")["id"] == thread["id"]
+
+
+def test_answer_to_checkin_sent_to_team_address_finds_the_checkin_thread(stack: Stack) -> None:
+    stack.cli("checkin", "send", "eng")  # once a day: a no-op if an earlier test sent it
+    prompt = next(
+        m
+        for m in stack.outbox()
+        if m["To"].addresses[0].addr_spec == ALICE and "What did you get done" in str(m["Subject"])
+    )
+    thread_id = verify_reply_token(
+        parse_recipient(reply_address_of(prompt), DOMAIN).token, _secret(stack)
+    ).thread_id
+    before = len(updates_of(stack, thread_id))
+    # Replying to the From address (the team) instead of Reply-To, References kept.
+    reply = mail(
+        ALICE,
+        TEAM,
+        f"Re: {prompt['Subject']}",
+        "Reviewed three pull requests.",
+        References=str(prompt["Message-ID"]),
+    )
+    stack.send(reply, ALICE, TEAM)
+    updates = wait_for(lambda: (u := updates_of(stack, thread_id)) and len(u) > before and u)
+    assert updates[-1]["body"] == "Reviewed three pull requests."
+    assert updates[-1]["placed_by"] == "in-reply-to"
+
+
+def test_reply_without_references_is_placed_by_its_subject(stack: Stack) -> None:
+    thread = post(stack, "Hiring loop", "Two onsite interviews next week.")
+    # A Gmail-style reply that dropped References: only "Re:" + the subject connect it.
+    stack.send(mail(BOB, TEAM, "RE: Hiring loop", "I can take one."), BOB, TEAM)
+    updates = wait_for(lambda: (u := updates_of(stack, thread["id"])) and len(u) == 2 and u)
+    assert updates[1]["placed_by"] == "subject" and updates[1]["parent_id"] == updates[0]["id"]
+
+
+@pytest.mark.parametrize("subject", ["Fwd: Hiring loop", "Hiring loop"])
+def test_forwards_and_unprefixed_subjects_start_new_threads(stack: Stack, subject: str) -> None:
+    before = [t["id"] for t in threads(stack) if t["title"] == "Hiring loop"]
+    stack.send(mail(ALICE, TEAM, subject, f"A new post titled {subject}."), ALICE, TEAM)
+    wait_for(lambda: len([t for t in threads(stack) if t["title"] == "Hiring loop"]) > len(before))
+    [new] = [t for t in threads(stack) if t["title"] == "Hiring loop" and t["id"] not in before]
+    assert updates_of(stack, new["id"])[0]["placed_by"] == "new-thread"
