@@ -75,6 +75,10 @@ _QUOTE_CONTAINERS = (
     "yandex_quote",
     "quote_container",
 )
+# Quote containers that hold only the attribution line above a `<blockquote>`. At the top of
+# a message (a bottom-posted reply) they are converted like any block instead: the trimmer
+# then removes the attribution and the quote, and keeps the reply written below them.
+_PREFIX_CONTAINERS = ("moz-cite-prefix",)
 _HIDDEN_STYLE = re.compile(
     r"display\s*:\s*none|visibility\s*:\s*hidden|max-height\s*:\s*0(?![.\d])"
     r"|font-size\s*:\s*0(?![.\d])|mso-hide\s*:\s*all",
@@ -102,6 +106,9 @@ class _Converter(HTMLParser):
         self.link_href: str | None = None
         self.link_start = 0
         self.emphasis_starts: list[int] = []
+        # The current line while it holds only a list item's bullet ("- ", "1. "): a block
+        # opening inside the item (Outlook's `<li><div>`) continues that line.
+        self.bullet: str | None = None
         self.done = False
         self.has_text = False
         self.elements = 0
@@ -116,12 +123,15 @@ class _Converter(HTMLParser):
     def _newline(self) -> None:
         self.lines.append(self.current.rstrip())
         self.current = ""
+        self.bullet = None
 
     def _ensure_newline(self) -> None:
-        if self.current.strip(" >"):
+        if self.current.strip(" >") and self.current != self.bullet:
             self._newline()
 
     def _ensure_blank(self) -> None:
+        if self.current and self.current == self.bullet:
+            return
         self._ensure_newline()
         if self.lines and self.lines[-1].strip(" >"):
             self.lines.append(self._prefix().rstrip())
@@ -147,7 +157,11 @@ class _Converter(HTMLParser):
             "hidden" in attributes or attributes.get("aria-hidden") == "true"
         )
         marker = (attributes.get("class", "") + " " + attributes.get("id", "")).lower()
-        if self.skip_depth == 0 and any(name in marker for name in _QUOTE_CONTAINERS):
+        if (
+            self.skip_depth == 0
+            and any(name in marker for name in _QUOTE_CONTAINERS)
+            and (self.has_text or not any(name in marker for name in _PREFIX_CONTAINERS))
+        ):
             self.done = True
             return
         if tag == "hr":
@@ -185,13 +199,15 @@ class _Converter(HTMLParser):
             self._ensure_newline()
             self.lists.append([0 if tag == "ol" else -1])
         elif tag == "li":
-            self._ensure_newline()
+            if self.current.strip(" >"):
+                self._newline()  # also an empty item's bullet
             indent = "  " * max(0, len(self.lists) - 1)
             if self.lists and self.lists[-1][0] >= 0:
                 self.lists[-1][0] += 1
                 self._write(f"{indent}{self.lists[-1][0]}. ")
             else:
                 self._write(f"{indent}- ")
+            self.bullet = self.current
         elif tag in _BLOCK_TAGS:
             self._ensure_newline()
         elif tag in _EMPHASIS:

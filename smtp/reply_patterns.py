@@ -82,6 +82,7 @@ ATTRIBUTION_VERBS: tuple[str, ...] = (
     "نوشت",
     # CJK
     "작성",
+    "쓴 글",
     "写道",
     "寫道",
     "のメッセージ",
@@ -141,6 +142,8 @@ HEADER_FROM_FIELDS: tuple[str, ...] = (
     "Αποστολέας",
     "Từ",
     "Dari",
+    # Arabic
+    "من",
     "발신",
     "보낸 사람",
     "差出人",
@@ -193,6 +196,18 @@ HEADER_OTHER_FIELDS: tuple[str, ...] = (
     "Asunto",
     "Assunto",
     "Enviada em",
+    # Catalan
+    "Enviat",
+    "Enviat el",
+    "Per a",
+    "Assumpte",
+    "Data",
+    # Arabic
+    "تم الإرسال",
+    "إلى",
+    "الموضوع",
+    "التاريخ",
+    "نسخة",
     # Dutch
     "Verzonden",
     "Aan",
@@ -347,6 +362,11 @@ MOBILE_FOOTERS: tuple[str, ...] = (
     r"|ProtonMail|Proton Mail|TypeApp|Acompli|Spark|Newton Mail|BlueMail|myMail|Edison Mail"
     r"|Superhuman|Front|Missive|Airmail|Canary Mail|Nine|Hey)(?:\s.{0,40})?",
     r"Get Outlook for (?:iOS|Android)",
+    r"Outlook für (?:iOS|Android) herunterladen",
+    r"Télécharger Outlook pour (?:iOS|Android)",
+    r"Obtener Outlook para (?:iOS|Android)",
+    r"Scarica Outlook per (?:iOS|Android)",
+    r"Outlook voor (?:iOS|Android) downloaden",
     r"Sent via {device}",
     r"Sent with {device}",
     r"Envoyé (?:de|depuis) mon {device}",
@@ -358,6 +378,7 @@ MOBILE_FOOTERS: tuple[str, ...] = (
     r"Gesendet (?:von|mit) {device}",
     r"Diese Nachricht wurde von meinem {device} gesendet\.?",
     r"Enviado desde mi {device}",
+    r"Enviat des del meu {device}",
     r"Enviado desde {device} para (?:iOS|Android)",
     r"Enviado do meu {device}",
     r"Enviado de meu {device}",
@@ -373,6 +394,7 @@ MOBILE_FOOTERS: tuple[str, ...] = (
     r"Отправлено с (?:моего )?{device}",
     r"Надіслано з {device}",
     r"iPhone'umdan gönderildi",
+    r"נשלח מה-?{device} שלי",
     r"{device}から送信",
     r"发自我的{device}",
     r"從我的 ?{device}傳送",

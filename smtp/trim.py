@@ -104,7 +104,8 @@ def _no_colon_on(window: str) -> bool:
 
 # "reply On Wed, Apr 4, 2012 at 3:59 PM, bob@example.com wrote:" on one line.
 _SHARED_LINE = re.compile(r"^(?P<pre>.*?\S)\s*(?:-{2,}\s*)?(?<!\w)On\s[^\n]{0,300}$")
-_DASHES = re.compile(r"^[-–—=_*\s]{2,}|[-–—=_*\s]{2,}$")
+# Decoration around a dashed attribution ("---- John Smith wrote ----"); runs of at least two.
+_DECORATION = "-–—=_* \t\u00a0"
 
 _FIELD_END = r"\s*[*_]*\s*[:：]"
 _FROM_FIELD = re.compile(
@@ -140,6 +141,20 @@ _FOOTER = re.compile(
     + r")\s*[.!]?\s*(?:<[^<>\s]*>)?\s*$",
     re.IGNORECASE,
 )
+# A link that Outlook's and Mail's HTML-to-text conversion glues to a word inside a footer
+# ("Sent from Mail<https://go.microsoft.com/fwlink/?LinkId=550986> for Windows").
+_GLUED_LINK = re.compile(r"<[a-z][a-z0-9+.-]*:[^<>\s]*>", re.IGNORECASE)
+
+
+def _is_footer(stripped: str) -> bool:
+    """Whether a stripped line is a whole app/mobile footer, links inside it ignored."""
+    if len(stripped) > _MAX_MARKER_LINE:
+        return False
+    if "<" in stripped:
+        stripped = _GLUED_LINK.sub("", stripped)
+    return _FOOTER.match(stripped) is not None
+
+
 _LEGAL = re.compile(rf"^\s*(?:{_alternation(rp.LEGAL_NOTICE_STARTS)})", re.IGNORECASE)
 _LIST_FOOTER = re.compile(_alternation(rp.LIST_FOOTER_WORDS), re.IGNORECASE)
 _UNDERSCORES = re.compile(r"^\s*_{2,}\s*$")
@@ -147,6 +162,8 @@ _LONG_RULE = re.compile(r"^\s*_{10,}\s*$")
 _SIG_DELIMITER = re.compile(r"^(?:--|---|-- )\s*$")
 # Invisible characters some clients leave on their own line (zero-width, BOM, Gmail's "ᐧ").
 _INVISIBLE = re.compile(r"^[\s\u200b\u200c\u200d\u2060\ufeff\u1427]*$")
+# Bidirectional formatting characters (LRM/RLM, embeddings, overrides, isolates, ALM).
+_BIDI = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
 
 
 _LETTER = re.compile(r"[^\W\d_]")
@@ -181,7 +198,16 @@ def _maybe_marker(stripped: str) -> bool:
 
 
 def _strip_decoration(line: str) -> str:
-    return _DASHES.sub("", line.strip()).strip()
+    # str.strip instead of a regex: a regex anchored at the end retries at every position of
+    # a long run of dashes, which made lines of dashes quadratic.
+    text = line.strip()
+    left = text.lstrip(_DECORATION)
+    if len(text) - len(left) >= 2:
+        text = left
+    right = text.rstrip(_DECORATION)
+    if len(text) - len(right) >= 2:
+        text = right
+    return text.strip()
 
 
 def _attribution_end(lines: list[str], verbs: list[bool], i: int) -> int:
@@ -191,19 +217,48 @@ def _attribution_end(lines: list[str], verbs: list[bool], i: int) -> int:
     only be a verb-less (address-before-colon) attribution, which is much cheaper to test.
     """
     end = _attribution_window_end(lines, verbs, i)
-    # A window may swallow the end of the paragraph above a wrapped attribution; the
-    # attribution then really starts on a later line.
+    if end <= i:
+        return end
+    # A window may swallow the end of the paragraph above a wrapped attribution (or body lines
+    # that merely begin like one: "On Friday I'm out."); the attribution then really starts
+    # on a later line. The scan reaches that line next, so the latest plausible start wins.
     first = lines[i].strip()
-    start_like = (
-        _ATTR_START.match(first) or _DIGIT.search(first, 0, 12) is not None or first.startswith("-")
-    )
-    if (
-        end > i
-        and not start_like
-        and any(_attribution_window_end(lines, verbs, k) == end for k in range(i + 1, end + 1))
-    ):
-        return -1
+    start_like = _start_like(first)
+    for k in range(i + 1, end + 1):
+        if start_like and not _plausible_restart(lines, i, k):
+            continue
+        if _attribution_window_end(lines, verbs, k) == end:
+            return -1
     return end
+
+
+def _start_like(line: str) -> bool:
+    return bool(
+        _ATTR_START.match(line) or _DIGIT.search(line, 0, 12) is not None or line.startswith("-")
+    )
+
+
+def _plausible_restart(lines: list[str], i: int, k: int) -> bool:
+    """Whether line `k` can start an attribution that a window from line `i` swallowed.
+
+    Lines i..k-1 belong to the attribution only if they read as its wrapped beginning: one
+    paragraph with it, and not a sentence of prose ("On Friday I'm out, back on Monday.").
+    """
+    before = lines[k - 1].strip().lstrip("> ")
+    if not before:
+        return True  # a paragraph start: the lines above are not wrapped into this one
+    line = lines[k].strip().lstrip("> ")
+    if not _start_like(line):
+        return False
+    if before.endswith((".", "!", "?", "…")) and _ABBREVIATION_END.search(before) is None:
+        return True
+    head = " ".join(lines[j].strip() for j in range(i, k))
+    # The wrapped start of an attribution carries its date or address.
+    return "@" not in head and _DIGIT.search(head) is None
+
+
+# A wrapped attribution line can end in a day number or an initial ("4.", "J."): no sentence end.
+_ABBREVIATION_END = re.compile(r"(?:^|\s)(?:\w|\d{1,2})\.$")
 
 
 def _attribution_window_end(lines: list[str], verbs: list[bool], i: int) -> int:
@@ -306,7 +361,8 @@ def _is_boundary_line(line: str) -> bool:
     stripped = line.strip()
     return bool(
         _SIG_DELIMITER.match(stripped)
-        or (len(stripped) <= _MAX_MARKER_LINE and (_FOOTER.match(stripped) or _LEGAL.match(line)))
+        or _is_footer(stripped)
+        or (len(stripped) <= _MAX_MARKER_LINE and _LEGAL.match(line))
         or _SEPARATOR.match(line)
         or _UNDERSCORES.match(line)
     )
@@ -480,7 +536,7 @@ def _scan(lines: list[str]) -> _Scan:
             continue
         if _SIG_DELIMITER.match(stripped) and has_text:
             return _Scan(flags, dropped, i, n, _guess_cut(lines, verbs, flags, i, anchor), verbs)
-        if len(stripped) <= _MAX_MARKER_LINE and _FOOTER.match(stripped):
+        if _is_footer(stripped):
             if has_text:
                 anchor = _guess_cut(lines, verbs, flags, i, anchor)
                 return _Scan(flags, dropped, i, n, anchor, verbs)
@@ -535,18 +591,38 @@ def _scan(lines: list[str]) -> _Scan:
     return _Scan(flags, dropped, n, n, anchor, verbs)
 
 
+def _for_matching(line: str) -> str:
+    return _BIDI.sub("", line).replace("&nbsp;", " ").rstrip()
+
+
 def trim_quoted_reply(text: str) -> Reply:
     """Split a plain-text reply into the newly written text and everything quoted around it."""
     normalised = text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
     head, tail = split_scan_region(normalised)
     lines = [line.rstrip() for line in head.split("\n")]
-    scan = _scan(lines)
-    kept = _resolve_quotes(lines[: scan.cut], scan.flags[: scan.cut], scan.dropped[: scan.cut])
+    # Markers are matched without bidi controls (Gmail wraps an RTL attribution in U+202B ...
+    # U+202C) and with a literal "&nbsp;" read as a space (QQ Mail's text part); the kept
+    # text keeps them as sent.
+    match = lines
+    if "&nbsp;" in head or _BIDI.search(head) is not None:
+        match = [_for_matching(line) for line in lines]
+    scan = _scan(match)
+    if match is not lines:
+        for j in range(scan.cut):
+            if match[j] != _for_matching(lines[j]):
+                lines[j] = match[j]  # the text before an attribution sharing its line
+    kept = _resolve_quotes(
+        match[: scan.cut], scan.flags[: scan.cut], scan.dropped[: scan.cut], lines[: scan.cut]
+    )
     return _build_reply(normalised, lines, kept, scan, tail)
 
 
-def _resolve_quotes(lines: list[str], flags: list[bool], dropped: list[bool]) -> list[str | None]:
-    """Per line: the text to keep (possibly a rewritten quote line) or None to drop it."""
+def _resolve_quotes(
+    lines: list[str], flags: list[bool], dropped: list[bool], shown: list[str]
+) -> list[str | None]:
+    """Per line: the text to keep (possibly a rewritten quote line) or None to drop it.
+
+    `lines` are the lines as matched, `shown` the same lines as sent (kept as they are)."""
     n = len(lines)
     runs: list[tuple[int, int]] = []
     i = 0
@@ -568,7 +644,7 @@ def _resolve_quotes(lines: list[str], flags: list[bool], dropped: list[bool]) ->
         prev = next((j for j in range(start - 1, -1, -1) if lines[j].strip()), -1)
         inline = prev >= 0 and not dropped[prev] and first_text < start
 
-    out: list[str | None] = [None if dropped[j] else lines[j] for j in range(n)]
+    out: list[str | None] = [None if dropped[j] else shown[j] for j in range(n)]
     for (start, end), is_answered in zip(runs, answered, strict=True):
         for j in range(start, end):
             out[j] = None

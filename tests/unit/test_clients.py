@@ -954,8 +954,6 @@ case(
         quoted="היי יוסי,\n\nעל מה עבדת השבוע?\n\nדנה", cte="base64", direction="rtl",
     ),
     HE_NEW,
-    xfail="Gmail's RTL attribution is wrapped in bidi controls (U+202B ... ':' U+202C); "
-    "the line ends in U+202C, not ':', so it is kept as new text",
 )
 
 FWD_NOTE = "Hi Lucía,\n\nFYI — can you pick this one up? Details below.\n\nThanks,\nMarcus"
@@ -1221,8 +1219,6 @@ outlook_case(
     labels=("De:", "Enviat el:", "Per a:", "Assumpte:"),
     sent="dilluns, 4 de març de 2024 8:15",
     quoted="Hola Montse,\n\nCom ha anat el desplegament?\n\nJoan",
-    xfail="Catalan Outlook header block (De: / Enviat el: / Per a: / Assumpte:) is not "
-    "recognised: only 'De:' is a known field, so the whole block and history are kept",
 )
 outlook_case(
     "outlook-ar-windows-1256-rtl",
@@ -1231,8 +1227,6 @@ outlook_case(
     labels=("من:", "تم الإرسال:", "إلى:", "الموضوع:"),
     sent="الاثنين، 4 مارس، 2024 08:15 ص",
     quoted="مرحبا سارة،\n\nمتى سيكون التقرير جاهزا؟\n\nأحمد", charset="windows-1256",
-    xfail="Arabic Outlook header block (من: / تم الإرسال: / إلى: / الموضوع:) is not "
-    "recognised: no Arabic field names, so the block and history are kept",
 )
 
 
@@ -1265,9 +1259,6 @@ case(
     ),
     "Hi Jonas,\n\nThis week:\n- finished the **SSO** spike\n"
     "- reviewed [PR #412](https://git.example.com/tidings/pull/412)\n\nThanks,\nMarcus",
-    xfail="a block (<div>) inside <li>, as Outlook on the web writes list items, puts the "
-    "bullet on its own line: '-\\nfinished the **SSO** spike' instead of "
-    "'- finished the **SSO** spike'",
 )
 
 OWA_DE = (
@@ -1469,10 +1460,7 @@ IOS_CASES = [
         "מעולה, נתראה ביום חמישי.",
     ),
 ]
-IOS_XFAIL = {
-    "ca": "Catalan footer 'Enviat des del meu iPhone' is not a known mobile footer; it is kept",
-    "he": "Hebrew footer 'נשלח מה-iPhone שלי' is not a known mobile footer; it is kept",
-}
+IOS_XFAIL: dict[str, str] = {}
 for lang, me, them, footer, attr, new in IOS_CASES:
     case(
         f"ios-mail-{lang}",
@@ -1595,8 +1583,6 @@ case(
         "> 배포 일정이 확정되었나요?\n",
     ),
     TB_KO,
-    xfail="Korean Thunderbird attribution '2024-03-04 오전 8:15에 김민수 이(가) 쓴 글:' "
-    "(no address, verb '쓴 글') is not recognised; the line is kept (the quote goes)",
 )
 
 case(
@@ -1613,8 +1599,6 @@ case(
         "  </body>\n</html>\n",
     ),
     "Finished the importer and fixed the time zone bug.\n\nMarcus",
-    xfail="HTML conversion stops at the first quote container (moz-cite-prefix), so a "
-    "bottom-posted HTML-only reply, whose new text follows the quote, comes out empty ('')",
 )
 
 
@@ -1659,11 +1643,7 @@ YAHOO_CASES = [
         "Oi João,\n\nAs notas fiscais saíram hoje cedo.\n\nAbraços,\nAna",
     ),
 ]
-YAHOO_XFAIL = {
-    "it": "a body line starting with 'le ' (Italian 'le fatture sono partite...') counts as "
-    "the start of a French 'Le <date> ... :' attribution, whose 6-line window reaches the "
-    "real attribution, so the cut lands there: got only 'Ciao Marco,'",
-}
+YAHOO_XFAIL: dict[str, str] = {}
 for lang, me, them, footer, attr, new in YAHOO_CASES:
     case(
         f"yahoo-{lang}",
@@ -1731,14 +1711,7 @@ MOBILE_CASES = [
         "Aprobado, adelante.",
     ),
 ]
-MOBILE_XFAIL = {
-    "de-ios": "German Outlook-mobile footer 'Outlook für iOS<https://aka.ms/o0ukef> "
-    "herunterladen' is not a known footer; it is kept above the (removed) header block",
-    "fr-android": "French Outlook-mobile footer 'Télécharger Outlook pour Android<...>' is "
-    "not a known footer; it is kept",
-    "es-ios": "Spanish Outlook-mobile footer 'Obtener Outlook para iOS<...>' is not a known "
-    "footer; it is kept",
-}
+MOBILE_XFAIL: dict[str, str] = {}
 for lang, me, them, prefix, footer, labels, sent, new in MOBILE_CASES:
     case(
         f"outlook-mobile-{lang}",
@@ -1771,8 +1744,6 @@ case(
         quoted="Is the laptop ready?",
     ),
     WIN_EN,
-    xfail="footer 'Sent from Mail<https://go.microsoft.com/fwlink/?LinkId=550986> for "
-    "Windows' (link glued to 'Mail', text after it) is not recognised; it is kept",
 )
 WIN_DE = "Hallo Jonas,\n\nder Laptop kann abgeholt werden.\n\nKatrin"
 case(
@@ -1788,8 +1759,6 @@ case(
         quoted="Ist der Laptop fertig?",
     ),
     WIN_DE,
-    xfail="footer 'Gesendet von Mail<https://go.microsoft.com/fwlink/?LinkId=550986> für "
-    "Windows' is not recognised; it is kept",
 )
 
 
@@ -1889,9 +1858,6 @@ case(
         ),
     ),
     QQ_NEW,
-    xfail="QQ Mail's text part writes '&nbsp;' literally: the separator "
-    "'------------------&nbsp;原始邮件&nbsp;------------------' is not recognised, so the cut "
-    "falls on the header block below it and the separator line (and 4 blank lines) are kept",
 )
 
 
@@ -1932,9 +1898,6 @@ case(
         quoted="Hi Marcus,\n\nWhat did you work on this week?\n\nJonas",
     ),
     TRAP_EN,
-    xfail="a body line starting with 'On ' ('On Friday I'm out, ...') within 6 lines of the "
-    "real attribution is taken as the start of a wrapped attribution; the cut lands there: "
-    "got 'Hi Jonas,\\n\\nExport is done.'",
 )
 TRAP_FR = "Bonjour Jean,\n\nLe client a validé la maquette hier soir.\n\nBonne journée,\nClaire"
 case(
@@ -1945,8 +1908,6 @@ case(
         quoted="Bonjour Claire,\n\nDes nouvelles du client ?\n\nJean",
     ),
     TRAP_FR,
-    xfail="a body line starting with 'Le ' ('Le client a validé ...') within 6 lines of the "
-    "real attribution is taken as the start of a wrapped attribution: got 'Bonjour Jean,'",
 )
 
 

@@ -115,6 +115,15 @@ def test_str_body_and_parts_agree() -> None:
         ('<div>Top</div><div id="OLK_SRC_BODY_SECTION">old</div>', "Top"),
         ("<div>Top</div><hr><b>From:</b> old", "Top"),
         ("<blockquote>question?</blockquote><div>answer</div>", "> question?\nanswer"),
+        (
+            "<ul><li><div>ship <b>importer</b></div></li><li><p>fix bug</p></li></ul>",
+            "- ship **importer**\n- fix bug",
+        ),
+        (
+            '<div class="moz-cite-prefix">On 3/4/24 8:15 AM, Bo wrote:<br></div>'
+            '<blockquote type="cite">q</blockquote><p>answer</p>',
+            "On 3/4/24 8:15 AM, Bo wrote:\n> q\n\nanswer",
+        ),
     ],
 )
 def test_html_to_text(html: str, expected: str) -> None:

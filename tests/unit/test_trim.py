@@ -158,6 +158,76 @@ CASES: list[tuple[str, str, str]] = [
         "Plain update: shipped the importer.\nNext: exporter.",
     ),
     (
+        "body-line-starting-like-attribution",
+        "Export is done.\nOn Friday I'm out, back on Monday.\n"
+        "On Mon, Mar 4, 2024 at 8:15 AM Jonas Weber <jonas@example.de> wrote:\n> Status?\n",
+        "Export is done.\nOn Friday I'm out, back on Monday.",
+    ),
+    (
+        "body-line-starting-like-attribution-with-a-time",
+        "Le point est fait.\nLe 5 mars à 10:00 je suis absente.\n\n"
+        "Le lun. 4 mars 2024 à 08:15, Jean Dupont <jean@example.fr> a écrit :\n> Le point ?\n",
+        "Le point est fait.\nLe 5 mars à 10:00 je suis absente.",
+    ),
+    (
+        "gmail-attribution-wrapped-before-the-time",
+        "Yes.\n\nOn Wed, Jun 12, 2024 at\n4:40 PM Priya N <priya@example.org> wrote:\n\n> Ok?\n",
+        "Yes.",
+    ),
+    (
+        "gmail-he-bidi-controls",
+        "מעולה.\n\n\u202bבתאריך יום ב׳, 4 במרץ 2024 ב-8:15 מאת \u202aדנה לוי\u202c\u200f "
+        "<\u202adana@example.co.il\u202c\u200f>:\u202c\n\n> שאלה?\n",
+        "מעולה.",
+    ),
+    (
+        "thunderbird-ko",
+        "네.\n\n2024-03-04 오전 8:15에 김민수 이(가) 쓴 글:\n> 괜찮아요?\n",
+        "네.",
+    ),
+    (
+        "qq-mail-literal-nbsp",
+        "收到。\n\n------------------&nbsp;原始邮件&nbsp;------------------\n"
+        '发件人: "张伟"<zhangwei@example.cn&gt;;\n发送时间:&nbsp;2024年3月4日\n\n可以吗？\n',
+        "收到。",
+    ),
+    (
+        "outlook-ca",
+        "Fet.\n\nDe: Sam Lee <sam@example.com>\nEnviat el: dilluns, 4 de març de 2024 9:00\n"
+        "Per a: Equip\nAssumpte: Pressupost\n\nSi us plau, aprova-ho.\n",
+        "Fet.",
+    ),
+    (
+        "outlook-ar",
+        "تم.\n\nمن: سام <sam@example.com>\nتم الإرسال: الاثنين، 4 مارس، 2024 09:00 ص\n"
+        "إلى: الفريق\nالموضوع: الميزانية\n\nيرجى الموافقة.\n",
+        "تم.",
+    ),
+    ("ca-footer", "D'acord.\n\nEnviat des del meu iPhone\n", "D'acord."),
+    ("he-footer", "מעולה.\n\nנשלח מה-iPhone שלי\n", "מעולה."),
+    (
+        "outlook-mobile-de-footer",
+        "Passt.\n\nOutlook für iOS<https://aka.ms/o0ukef> herunterladen\n",
+        "Passt.",
+    ),
+    ("outlook-mobile-fr-footer", "Validé.\n\nTélécharger Outlook pour Android\n", "Validé."),
+    ("outlook-mobile-es-footer", "Hecho.\n\nObtener Outlook para iOS\n", "Hecho."),
+    (
+        "outlook-mobile-it-footer",
+        "Fatto.\n\nScarica Outlook per iOS<https://aka.ms/o0ukef>\n",
+        "Fatto.",
+    ),
+    (
+        "outlook-mobile-nl-footer",
+        "Klaar.\n\nOutlook voor Android downloaden<https://aka.ms/AAb9ysg>\n",
+        "Klaar.",
+    ),
+    (
+        "windows-mail-footer-glued-link",
+        "Noted.\n\nSent from Mail<https://go.microsoft.com/fwlink/?LinkId=550986> for Windows\n",
+        "Noted.",
+    ),
+    (
         "legal-notice",
         "Will do.\n\nThis email and any attachments are confidential and intended solely for the"
         " addressee.\n",
@@ -312,3 +382,9 @@ def test_property_structured_mail(lines: list[str]) -> None:
     for line in reply.text.split("\n"):
         if line.strip():
             assert _appears(line, text)
+
+
+def test_marker_normalisation_keeps_the_text_as_sent() -> None:
+    # Bidi controls and a literal "&nbsp;" are ignored when matching, not removed from the text.
+    reply = trim_quoted_reply("\u202bשלום&nbsp;לכם\u202c\n\u200f> q\nb\n")
+    assert reply.text == "\u202bשלום&nbsp;לכם\u202c\n> q\nb"
