@@ -6,6 +6,8 @@ output always goes through nh3's allow-list before it reaches a page or an email
 
 from __future__ import annotations
 
+import re
+import textwrap
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -54,7 +56,35 @@ def template_env(templates_dir: Path, kind: str) -> Environment:
         lstrip_blocks=True,
     )
     env.filters["markdown"] = render_markdown
+    env.filters["wrap"] = wrap_text
     return env
+
+
+_LEAD = re.compile(r"^(\s*(?:[-*+]|\d+[.)]|>+)?\s*)")
+
+
+def wrap_text(text: str, width: int = 72) -> str:
+    """Wrap long lines for plain-text mail, keeping short lines as typed and continuing
+    list items and quotes under their own marker's indentation."""
+    lines = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        lead = _LEAD.match(line).group(1)  # type: ignore[union-attr]
+        hang = ">" * lead.count(">") + " " if ">" in lead else " " * len(lead)
+        lines.extend(
+            textwrap.wrap(
+                line,
+                width,
+                initial_indent="",
+                subsequent_indent=hang,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            or [line]
+        )
+    return "\n".join(lines)
 
 
 def render_email(
@@ -67,6 +97,7 @@ def render_email(
     message_id: str,
     now: datetime,
     reply_to: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> EmailMessage:
     """`templates/email/<name>.{subject.txt,txt,html}` -> a ready-to-send message."""
     env = template_env(templates_dir, "email")
@@ -80,6 +111,8 @@ def render_email(
     msg["Message-ID"] = message_id
     # RFC 3834: tells well-behaved auto-responders not to answer us (no mail loops).
     msg["Auto-Submitted"] = "auto-generated"
+    for name_, value in (headers or {}).items():
+        msg[name_] = value
     msg.set_content(env.get_template(f"{name}.txt").render(context))
     msg.add_alternative(env.get_template(f"{name}.html").render(context), subtype="html")
     return msg

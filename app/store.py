@@ -136,6 +136,16 @@ def add_member(
     return person
 
 
+def stop_digests(session: Session, person_id: int) -> Person:
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFound(f"No person {person_id}.")
+    person.digest_cadence = "off"
+    session.add(person)
+    session.flush()
+    return person
+
+
 def find_person(session: Session, email: str) -> Person | None:
     return session.exec(select(Person).where(Person.email == normalise_email(email))).first()
 

@@ -109,6 +109,7 @@ def parse_recipient(address: str, domain: str) -> Recipient | None:
 
 _LINK = struct.Struct(">QQ")  # subject id, expiry (Unix seconds)
 FIX_LINK_PURPOSE = "fix-update"  # lets an update's author correct what was posted
+UNSUBSCRIBE_PURPOSE = "unsubscribe"  # turns one person's digest off
 
 
 def sign_link(purpose: str, subject_id: int, expires: datetime, secret: str) -> str:

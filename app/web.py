@@ -10,9 +10,9 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from app import store
 from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound, TidingsError
-from app.models import Update, utcnow
+from app.models import Person, Update, utcnow
 from app.render import template_env
-from app.tokens import FIX_LINK_PURPOSE, InvalidToken, verify_link
+from app.tokens import FIX_LINK_PURPOSE, UNSUBSCRIBE_PURPOSE, InvalidToken, verify_link
 from app.views import search_out, thread_detail
 
 router = APIRouter(include_in_schema=False)
@@ -95,16 +95,18 @@ def _fixable(request: Request, session: SessionDep, update_id: int, token: str) 
     return session.get(Update, update_id) if granted == update_id else None
 
 
-def _bad_fix_link(request: Request) -> HTMLResponse:
-    page = _page(
-        request,
-        "message.html",
-        heading="This link does not work any more",
-        text="Fix links expire after two weeks and only work for the post they were sent"
-        " for. Reply in the thread by email to add a correction instead.",
-    )
+def _bad_link(request: Request, text: str) -> HTMLResponse:
+    page = _page(request, "message.html", heading="This link does not work any more", text=text)
     page.status_code = status.HTTP_403_FORBIDDEN
     return page
+
+
+def _bad_fix_link(request: Request) -> HTMLResponse:
+    return _bad_link(
+        request,
+        "Fix links expire after two weeks and only work for the post they were sent for."
+        " Reply in the thread by email to add a correction instead.",
+    )
 
 
 def _fix_page(
@@ -145,6 +147,52 @@ def fix_submit(
         return page
     return RedirectResponse(
         f"/threads/{update.thread_id}#u{update_id}", status_code=status.HTTP_303_SEE_OTHER
+    )
+
+
+def _unsubscriber(request: Request, session: SessionDep, token: str) -> Person | None:
+    settings = request.app.state.settings
+    try:
+        person_id = verify_link(token, UNSUBSCRIBE_PURPOSE, utcnow(), settings.ensure_secret_key())
+    except InvalidToken:
+        return None
+    return session.get(Person, person_id)
+
+
+@router.get("/unsubscribe", response_class=HTMLResponse)
+def unsubscribe_form(request: Request, session: SessionDep, t: str = "") -> HTMLResponse:
+    """A confirmation page only: link scanners and previews follow GETs, so a GET must
+    never change anything."""
+    person = _unsubscriber(request, session, t)
+    if person is None:
+        return _bad_link(
+            request,
+            "Unsubscribe links work for about a year after the digest"
+            " they came in. Use the link in a recent digest.",
+        )
+    return _page(request, "unsubscribe.html", person=person, token=t)
+
+
+@router.post("/unsubscribe", response_class=HTMLResponse)
+async def unsubscribe(request: Request, session: SessionDep) -> HTMLResponse:
+    """RFC 8058 one-click (the token in the URL, `List-Unsubscribe=One-Click` in the body)
+    or our own form (the token in the body). No cookie is needed: the token is the proof."""
+    form = await request.form()
+    token = request.query_params.get("t") or str(form.get("t", ""))
+    person = _unsubscriber(request, session, token)
+    if person is None:
+        return _bad_link(
+            request,
+            "Unsubscribe links work for about a year after the digest"
+            " they came in. Use the link in a recent digest.",
+        )
+    store.stop_digests(session, person.id)  # type: ignore[arg-type]
+    return _page(
+        request,
+        "message.html",
+        heading="Digests stopped",
+        text=f"{person.email} will get no more digests. You are still a member and"
+        " can post and reply by email; a team admin can turn digests back on.",
     )
 
 

@@ -12,7 +12,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.headerregistry import Address
 
 from markupsafe import Markup
@@ -26,11 +26,13 @@ from app.db import session_scope
 from app.models import DigestItem, Membership, OutboundMessage, Person, Team, Thread, Update
 from app.render import render_email, render_markdown
 from app.settings import Settings
-from app.tokens import reply_address_for
+from app.tokens import UNSUBSCRIBE_PURPOSE, reply_address_for, sign_link
 from digest.compose import DigestEntry, group_by_thread, local_time
 from digest.schedule import Schedule, digest_due
 
 log = logging.getLogger(__name__)
+
+UNSUBSCRIBE_LINK_LIFETIME = timedelta(days=400)
 
 
 @dataclass
@@ -120,6 +122,7 @@ def plan_digest(
     ids = [e.update_id for e in entries]
     key = f"digest:{person.id}:{min(ids)}-{max(ids)}:{len(ids)}"
     message_id = f"<{hashlib.sha256(key.encode()).hexdigest()[:24]}.digest@{settings.mail_domain}>"
+    unsubscribe_url = unsubscribe_url_for(person, settings, now)
     # Replying to the digest as a whole is only unambiguous when it covers one thread.
     reply_to = entries[0].reply_address if len(sections) == 1 else None
     msg = render_email(
@@ -132,12 +135,19 @@ def plan_digest(
             "local_time": lambda t: local_time(t, person.timezone),
             "base_url": settings.base_url,
             "single_thread": reply_to is not None,
+            "unsubscribe_url": unsubscribe_url,
         },
         sender=Address("Tidings", "digest", settings.mail_domain),
         to=Address(person.name, addr_spec=person.email),
         message_id=message_id,
         now=now,
         reply_to=reply_to,
+        headers={
+            # One stable list for every digest, so a mail filter on it keeps working.
+            "List-Id": f"Tidings digest <digest.{settings.mail_domain}>",
+            "List-Unsubscribe": f"<{unsubscribe_url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
+        },
     )
     outbound = store.enqueue_mail(
         session, kind="digest", idempotency_key=key, person=person, message=msg
@@ -151,6 +161,17 @@ def plan_digest(
         )
     session.flush()
     return outbound
+
+
+def unsubscribe_url_for(person: Person, settings: Settings, now: datetime) -> str:
+    """A one-click link that turns this person's digest off; it must outlive old digests."""
+    token = sign_link(
+        UNSUBSCRIBE_PURPOSE,
+        person.id,
+        now + UNSUBSCRIBE_LINK_LIFETIME,  # type: ignore[arg-type]
+        settings.ensure_secret_key(),
+    )
+    return f"{settings.base_url}/unsubscribe?t={token}"
 
 
 def schedule_of(person: Person) -> Schedule:

@@ -585,3 +585,42 @@ def test_forwards_and_unprefixed_subjects_start_new_threads(stack: Stack, subjec
     wait_for(lambda: len([t for t in threads(stack) if t["title"] == "Hiring loop"]) > len(before))
     [new] = [t for t in threads(stack) if t["title"] == "Hiring loop" and t["id"] not in before]
     assert updates_of(stack, new["id"])[0]["placed_by"] == "new-thread"
+
+
+def test_digest_list_headers_wrapping_and_one_click_unsubscribe(stack: Stack) -> None:
+    """Last in this module: it turns Bob's digests off."""
+    long_line = " ".join(["The rollout continues region by region with careful monitoring."] * 6)
+    post(stack, "Rollout", f"{long_line}\n\n- short item\n- {long_line}")
+    stack.cli("digest", "run", "--now")
+    digest = digests_for(stack, BOB)[-1]
+    assert digest["List-Id"] == f"Tidings digest <digest.{DOMAIN}>"
+    assert digest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = str(digest["List-Unsubscribe"]).strip("<>")
+    assert url.startswith(f"{stack.base_url}/unsubscribe?t=")
+    text = digest.get_body(("plain",)).get_content()
+    assert all(
+        len(line) <= 72 for line in text.splitlines() if "://" not in line and "@" not in line
+    )
+    assert "- short item" in text and "region by region" in text
+    assert url in text and url.replace("&", "&amp;") in digest.get_body(("html",)).get_content()
+
+    def bob_cadence() -> str:
+        return {m["email"]: m for m in stack.api("/teams/eng/members").json()}[BOB][
+            "digest_cadence"
+        ]
+
+    page = httpx.get(url, timeout=10)  # what a link scanner or a preview does
+    assert page.status_code == 200 and "Stop my digests" in page.text
+    assert bob_cadence() == "daily"
+    # RFC 8058 one-click: a POST to the URL as given, no cookies, a fixed body.
+    done = httpx.post(url, data={"List-Unsubscribe": "One-Click"}, timeout=10)
+    assert done.status_code == 200 and "Digests stopped" in done.text
+    assert bob_cadence() == "off"
+    alice = {m["email"]: m for m in stack.api("/teams/eng/members").json()}[ALICE]
+    assert alice["digest_cadence"] == "daily"
+    forged = httpx.post(
+        f"{stack.base_url}/unsubscribe?t={url.split('t=')[1][:-2]}AA",
+        data={"List-Unsubscribe": "One-Click"},
+        timeout=10,
+    )
+    assert forged.status_code == 403
