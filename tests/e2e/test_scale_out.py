@@ -36,9 +36,8 @@ def member(n: int) -> str:
 
 
 @pytest.fixture
-def two_stacks(database_url: str, tmp_path: Path) -> Iterator[list[Stack]]:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("scaling out needs a shared server database; SQLite is one process's")
+def two_stacks(postgres_url: str, tmp_path: Path) -> Iterator[list[Stack]]:
+    database_url = postgres_url
     upgrade(database_url)
     engine = make_engine(database_url)
     far_hour = (datetime.now(ZoneInfo("UTC")) + timedelta(hours=12)).hour
