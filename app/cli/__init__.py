@@ -166,25 +166,37 @@ def serve() -> None:
 
 @cli.command("smtp")
 def smtp_command() -> None:
-    """Run only the SMTP listener (scale out: several listeners, one database)."""
+    """Run only the SMTP listener (scale out: several listeners, one database).
+
+    Example: TIDINGS_DATABASE_URL=postgresql+psycopg://db/tidings tidings smtp
+    """
     _run({"web": False, "worker": False}, upgrade_first=False)
 
 
 @cli.command()
 def web() -> None:
-    """Run only the web archive and JSON API."""
+    """Run only the web archive and JSON API.
+
+    Example: TIDINGS_HTTP_HOST=0.0.0.0 tidings web
+    """
     _run({"smtp": False, "worker": False}, upgrade_first=False)
 
 
 @cli.command()
 def worker() -> None:
-    """Run only the worker: process journaled mail, plan due digests, send the outbox."""
+    """Run only the worker: process journaled mail, plan due digests, send the outbox.
+
+    Example: TIDINGS_OUTBOUND_URL=smtp://relay.example.com:25 tidings worker
+    """
     _run({"smtp": False, "web": False}, upgrade_first=False)
 
 
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
-    """Create the database, or bring its schema up to date (safe to run any time)."""
+    """Create the database, or bring its schema up to date (safe to run any time).
+
+    Example: TIDINGS_DATABASE_URL=postgresql+psycopg://db/tidings tidings db upgrade
+    """
     cfg = settings()
     url = make_engine(cfg.database_url).url.render_as_string(hide_password=True)
     say(f"Upgrading database {url} ...")
@@ -208,7 +220,10 @@ def team_create(
     slug: Annotated[str, typer.Argument(help="Short name; the team's address is SLUG@domain.")],
     name: Annotated[str, typer.Option("--name", help="Display name.")] = "",
 ) -> None:
-    """Create a team. Example: tidings team create eng --name "Engineering\""""
+    """Create a team; members post to it by mailing SLUG@mail-domain.
+
+    Example: tidings team create eng --name "Engineering"
+    """
     cfg = settings()
     team = with_session(store.create_team, slug, name or slug)
     say(f"Created team {team.slug} ({team.name}).")
@@ -218,7 +233,10 @@ def team_create(
 
 @team_cli.command("list")
 def team_list(as_json: JsonOpt = False) -> None:
-    """List teams and their addresses."""
+    """List teams and their addresses.
+
+    Example: tidings team list --json
+    """
     cfg = settings()
     teams = with_session(store.list_teams)
     rows = [{"slug": t.slug, "name": t.name, "address": cfg.team_address(t.slug)} for t in teams]
@@ -256,7 +274,10 @@ def member_add(
 def member_list(
     slug: Annotated[str, typer.Argument(help="The team's slug.")], as_json: JsonOpt = False
 ) -> None:
-    """List a team's members and their digest settings."""
+    """List a team's members and their digest settings.
+
+    Example: tidings member list eng
+    """
     people = with_session(store.list_members, slug)
     rows = [
         {
@@ -306,6 +327,7 @@ def checkin_send(slug: Annotated[str, typer.Argument(help="The team's slug.")]) 
     """Email every member of the team its check-in question now.
 
     Replies go to that day's check-in thread. Running it twice on one day asks nobody twice.
+
     Example: tidings checkin send eng
     """
     from digest.checkin import plan_checkin
@@ -370,7 +392,10 @@ def token_create(
 
 @quarantine_cli.command("list")
 def quarantine_list(as_json: JsonOpt = False) -> None:
-    """Show mail that was kept but not posted, with the reason."""
+    """Show mail that was kept but not posted, with the reason (newest first).
+
+    Example: tidings quarantine list --json
+    """
     entries = with_session(store.quarantined)
     rows = [quarantined_out(e).model_dump(mode="json") for e in entries]
     if as_json:

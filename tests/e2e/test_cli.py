@@ -30,6 +30,7 @@ def test_every_command_has_help(tmp_path: Path, command: list[str]) -> None:
     assert result.returncode == 0
     description = result.stdout.split("Options:")[0]
     assert len(description.split()) >= 6, f"`tidings {' '.join(command)} --help` says too little"
+    assert "Example: " in description and "tidings " + command[0] in description
 
 
 def test_commands_before_setup_say_to_upgrade(tmp_path: Path) -> None:
