@@ -68,6 +68,7 @@ class SearchHitOut(BaseModel):
     team: str
     author: AuthorOut
     snippet: str
+    snippet_html: str  # the snippet, HTML-escaped, with matches in <mark>
     created_at: datetime
 
 

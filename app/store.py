@@ -16,7 +16,6 @@ from difflib import get_close_matches
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -502,52 +501,3 @@ def visible_team_ids(session: Session, api_token: ApiToken) -> list[int]:
     if api_token.team_id is not None:
         return [api_token.team_id]
     return [t.id for t in list_teams(session)]  # type: ignore[misc]
-
-
-# Search --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    update: Update
-    author: Person
-    thread: Thread
-    snippet: str
-
-
-def _snippet(body: str, words: Sequence[str], width: int = 160) -> str:
-    lowered = body.lower()
-    positions = [lowered.find(w) for w in words if lowered.find(w) >= 0]
-    start = max(0, min(positions) - width // 3) if positions else 0
-    text = " ".join(body[start : start + width].split())
-    return ("…" if start else "") + text + ("…" if start + width < len(body) else "")
-
-
-def search_updates(
-    session: Session, query: str, team_ids: Sequence[int], limit: int = 50
-) -> list[SearchHit]:
-    """Updates in the given teams that contain every word of `query`, newest first.
-
-    A portable first engine (case-insensitive substring match on both databases);
-    full-text engines with ranking replace its inside, not its signature.
-    """
-    words = [w.lower() for w in query.split() if w.strip()]
-    if not words or not team_ids:
-        return []
-    stmt = (
-        select(Update, Person, Thread)
-        .join(Person, Person.id == Update.author_id)
-        .join(Thread, Thread.id == Update.thread_id)
-        .where(Update.team_id.in_(team_ids))  # type: ignore[attr-defined]
-    )
-    for word in words:
-        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
-        stmt = stmt.where(
-            or_(
-                func.lower(Update.body).like(pattern, escape="\\"),
-                func.lower(Thread.title).like(pattern, escape="\\"),
-            )
-        )
-    stmt = stmt.order_by(Update.created_at.desc(), Update.id.desc()).limit(limit)  # type: ignore[attr-defined]
-    return [SearchHit(u, p, t, _snippet(u.body, words)) for u, p, t in session.exec(stmt).all()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 from sqlmodel import Session
@@ -17,6 +18,7 @@ from app.schemas import (
     ThreadOut,
     UpdateOut,
 )
+from app.search import MARK_END, MARK_START, search_updates
 
 
 def thread_out(thread: Thread, team: Team) -> ThreadOut:
@@ -73,10 +75,13 @@ def search_out(session: Session, q: str, team_ids: Sequence[int]) -> list[Search
             thread_title=hit.thread.title,
             team=slugs[hit.update.team_id],
             author=AuthorOut(name=hit.author.name, email=hit.author.email),
-            snippet=hit.snippet,
+            snippet=hit.plain_snippet,
+            snippet_html=html.escape(hit.snippet)
+            .replace(MARK_START, "<mark>")
+            .replace(MARK_END, "</mark>"),
             created_at=hit.update.created_at,
         )
-        for hit in store.search_updates(session, q, team_ids)
+        for hit in search_updates(session, q, team_ids)
     ]
 
 

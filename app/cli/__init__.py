@@ -17,6 +17,7 @@ from app import store
 from app.db import make_engine, schema_is_current, session_scope, upgrade
 from app.errors import TidingsError
 from app.models import utcnow
+from app.search import reindex
 from app.settings import Settings
 from app.views import quarantined_out
 
@@ -40,6 +41,7 @@ checkin_cli = typer.Typer(help="Check-in questions.", no_args_is_help=True)
 digest_cli = typer.Typer(help="Digests.", no_args_is_help=True)
 token_cli = typer.Typer(help="API tokens.", no_args_is_help=True)
 quarantine_cli = typer.Typer(help="Mail that was kept but not posted.", no_args_is_help=True)
+search_cli = typer.Typer(help="The full-text search index.", no_args_is_help=True)
 for sub, name in [
     (db_cli, "db"),
     (team_cli, "team"),
@@ -48,6 +50,7 @@ for sub, name in [
     (digest_cli, "digest"),
     (token_cli, "token"),
     (quarantine_cli, "quarantine"),
+    (search_cli, "search"),
 ]:
     cli.add_typer(sub, name=name)
 
@@ -408,6 +411,17 @@ def quarantine_list(as_json: JsonOpt = False) -> None:
             f"#{r['id']:<6} {r['received_at'][:19]}  {r['mail_from'] or '<>':<28}"
             f" {r['reason']}: {r['detail']}"
         )
+
+
+@search_cli.command("reindex")
+def search_reindex() -> None:
+    """Rebuild the full-text search index from the stored updates (after a restore, or if
+    search results look wrong). New and edited updates are indexed as they are written.
+
+    Example: tidings search reindex
+    """
+    say("Rebuilding the search index ...")
+    say(with_session(reindex))
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.db import make_engine
+from app.search import include_object
 
 config = context.config
 engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
@@ -13,6 +14,7 @@ with engine.connect() as connection:
         connection=connection,
         target_metadata=SQLModel.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -14,7 +14,7 @@ BIN = Path(sys.executable).parent / "tidings"
 COMMANDS = [
     ["serve"], ["smtp"], ["web"], ["worker"], ["db", "upgrade"], ["team", "create"],
     ["team", "list"], ["member", "add"], ["member", "list"], ["checkin", "send"],
-    ["digest", "run"], ["token", "create"], ["quarantine", "list"],
+    ["digest", "run"], ["token", "create"], ["quarantine", "list"], ["search", "reindex"],
 ]  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers the tables)
 from app.db import make_engine, schema_is_current, upgrade
+from app.search import include_object
 
 
 def test_upgrade_matches_the_models_and_is_repeatable(database_url: str) -> None:
@@ -17,6 +18,7 @@ def test_upgrade_matches_the_models_and_is_repeatable(database_url: str) -> None
     try:
         assert schema_is_current(engine)
         with engine.connect() as conn:
-            assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+            context = MigrationContext.configure(conn, opts={"include_object": include_object})
+            assert compare_metadata(context, SQLModel.metadata) == []
     finally:
         engine.dispose()
