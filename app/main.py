@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from app import api, web
-from app.db import make_engine
+from app.db import make_engine, schema_is_current
 from app.settings import Settings
 
 SECURITY_HEADERS = {
@@ -18,6 +22,24 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+
+
+def _database_check(engine: Engine) -> str:
+    try:
+        return (
+            "ok" if schema_is_current(engine) else "schema is not current: run tidings db upgrade"
+        )
+    except SQLAlchemyError as exc:
+        return f"unreachable: {type(exc).__name__}"
+
+
+async def _listener_check(host: str, port: int) -> str:
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+    except (OSError, TimeoutError) as exc:
+        return f"not accepting on {host}:{port}: {type(exc).__name__}"
+    writer.close()
+    return "ok"
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -35,6 +57,17 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """Ready for traffic: the database answers, its schema is current, and the SMTP
+        listener accepts connections. 503 names what is not ready."""
+        checks = {
+            "database": await asyncio.to_thread(_database_check, app.state.engine),
+            "smtp": await _listener_check(settings.smtp_host, settings.smtp_port),
+        }
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]

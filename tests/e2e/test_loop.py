@@ -9,6 +9,7 @@ import email
 import email.policy
 import json
 import smtplib
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -22,7 +23,7 @@ import pytest
 from app.tokens import FIX_LINK_PURPOSE, parse_recipient, sign_link, verify_reply_token
 from tests.conftest import free_port
 from tests.e2e.sink import running_sink
-from tests.e2e.stack import DOMAIN, Stack, mail, make_stack, wait_for
+from tests.e2e.stack import BIN, DOMAIN, Stack, mail, make_stack, wait_for
 
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.org", "carol@example.net"
 TEAM = f"eng@{DOMAIN}"
@@ -375,6 +376,37 @@ def test_web_archive_lists_threads_shows_updates_and_searches(stack: Stack) -> N
     found = stack.get("/search", q="archive check")
     assert f"/threads/{thread['id']}" in found.text
     assert stack.get("/threads/999999").status_code == 404
+
+
+def test_readyz_reports_each_dependency(stack: Stack) -> None:
+    ready = stack.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "checks": {"database": "ok", "smtp": "ok"}}
+    # A web process whose configured listener is not running is up but not ready.
+    port = free_port()
+    web = subprocess.Popen(
+        [str(BIN / "tidings"), "web"],
+        env={**stack.env, "TIDINGS_HTTP_PORT": str(port), "TIDINGS_SMTP_PORT": str(free_port())},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def answer() -> httpx.Response | None:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+            except httpx.HTTPError:
+                return None
+
+        response = wait_for(answer, 30, "tidings web to answer")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["ready"] is False and body["checks"]["database"] == "ok"
+        assert body["checks"]["smtp"].startswith("not accepting")
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        web.terminate()
+        web.wait(20)
 
 
 def test_openapi_docs_are_served(stack: Stack) -> None:
