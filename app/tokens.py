@@ -131,6 +131,9 @@ def verify_link(token: str, purpose: str, now: datetime, secret: str) -> int:
     expected = hmac.new(_key(secret, f"link {purpose}"), payload, hashlib.sha256).digest()[:16]
     if not hmac.compare_digest(mac, expected):
         raise InvalidToken("link token signature does not match")
+    # Base64's spare bits would otherwise let several spellings of one token verify.
+    if base64.urlsafe_b64encode(blob).decode().rstrip("=") != token:
+        raise InvalidToken("link token is not in canonical form")
     subject_id, expires = _LINK.unpack(payload)
     if now.timestamp() > expires:
         raise InvalidToken("this link has expired")

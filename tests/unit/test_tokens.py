@@ -80,3 +80,13 @@ def test_link_token_is_bound_to_purpose_secret_and_content() -> None:
     for garbage in ["", "x", token[:-2], token + "AA", "!" + token[1:]]:
         with pytest.raises(InvalidToken):
             verify_link(garbage, "fix-update", NOW, SECRET)
+
+
+@given(st.integers(1, 2**40), st.data())
+def test_any_changed_character_of_a_link_token_fails(subject: int, data: st.DataObject) -> None:
+    token = sign_link("unsubscribe", subject, NOW + timedelta(days=400), SECRET)
+    index = data.draw(st.integers(0, len(token) - 1))
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    replacement = data.draw(st.sampled_from([c for c in alphabet if c != token[index]]))
+    with pytest.raises(InvalidToken):
+        verify_link(token[:index] + replacement + token[index + 1 :], "unsubscribe", NOW, SECRET)
