@@ -52,6 +52,8 @@ class Team(SQLModel, table=True):
     slug: str = Field(unique=True, index=True, max_length=64)
     name: str
     checkin_question: str = "What did you get done today?"
+    # Local hour (in each member's zone) for the weekday check-in; None: only on demand.
+    checkin_hour: int | None = None
     created_at: datetime = _ts(nullable=False)
 
 

@@ -16,6 +16,7 @@ from difflib import get_close_matches
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -57,6 +58,44 @@ def create_team(session: Session, slug: str, name: str) -> Team:
     session.add(team)
     session.flush()
     return team
+
+
+def set_checkin(session: Session, slug: str, hour: int | None, question: str | None = None) -> Team:
+    """Schedule the team's weekday check-in at a local hour (None: only on demand)."""
+    team = get_team(session, slug)
+    if hour is not None and not 0 <= hour <= 23:
+        raise TidingsError(f"Check-in hour {hour} is not an hour.", "Use 0 to 23 (local time).")
+    if question is not None:
+        if not question.strip():
+            raise TidingsError("The check-in question is empty.", "Give the question to ask.")
+        team.checkin_question = question.strip()
+    team.checkin_hour = hour
+    session.add(team)
+    session.flush()
+    return team
+
+
+def scheduled_checkin_teams(session: Session) -> list[Team]:
+    return list(session.exec(select(Team).where(Team.checkin_hour.is_not(None))))  # type: ignore[union-attr]
+
+
+def memberships_of(session: Session, team_id: int) -> list[tuple[Person, Membership]]:
+    query = (
+        select(Person, Membership)
+        .join(Membership, Membership.person_id == Person.id)
+        .where(Membership.team_id == team_id)
+        .order_by(Person.id)  # type: ignore[arg-type]
+    )
+    return [(p, m) for p, m in session.exec(query).all()]
+
+
+def last_checkin_prompt(session: Session, team_id: int, person_id: int) -> datetime | None:
+    query = select(func.max(OutboundMessage.created_at)).where(
+        OutboundMessage.kind == "checkin",
+        OutboundMessage.person_id == person_id,
+        OutboundMessage.idempotency_key.startswith(f"checkin:{team_id}:"),  # type: ignore[attr-defined]
+    )
+    return session.exec(query).one()
 
 
 def get_team(session: Session, slug: str) -> Team:

@@ -9,14 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app import store
+from app.db import session_scope
+from app.models import Person, Team
 from app.render import render_email
 from app.settings import Settings
 from app.tokens import reply_address_for
+from digest.schedule import checkin_due
 
 
 @dataclass
@@ -28,51 +33,78 @@ class CheckinRun:
 def plan_checkin(session: Session, slug: str, settings: Settings, now: datetime) -> CheckinRun:
     """Put today's check-in prompt for every member of the team in the outbox.
 
-    The idempotency key is (team, day, person): running it twice on one day asks
-    nobody twice. "Today" is the UTC date of `now`.
+    "Today" is each member's own local date, so everyone's Tuesday answers share the
+    Tuesday thread. The idempotency key is (team, day, person): running it twice on one
+    day asks nobody twice.
     """
     team = store.get_team(session, slug)
-    day = now.date()
-    thread = store.checkin_thread(session, team, day)
-    secret = settings.ensure_secret_key()
     run = CheckinRun()
     for person in store.list_members(session, slug):
-        key = f"checkin:{team.id}:{day.isoformat()}:{person.id}"
-        if store.outbox_key_exists(session, key):
+        if plan_checkin_prompt(session, team, person, settings, now):
+            run.planned += 1
+        else:
             run.already_sent += 1
-            continue
-        address = reply_address_for(
-            person.id,
-            thread.id,
-            team.slug,
-            settings.mail_domain,
-            secret,  # type: ignore[arg-type]
-        )
-        message_id = f"<checkin.{team.id}.{day.isoformat()}.{person.id}@{settings.mail_domain}>"
-        msg = render_email(
-            settings.templates_dir,
-            "checkin",
-            {
-                "person": person,
-                "team": team,
-                "question": team.checkin_question,
-                "day": day,
-                "thread_url": f"{settings.base_url}/threads/{thread.id}",
-            },
-            sender=Address(team.name, team.slug, settings.mail_domain),
-            to=Address(person.name, addr_spec=person.email),
-            message_id=message_id,
-            now=now,
-            reply_to=address,
-        )
-        try:
-            with session.begin_nested():
-                store.enqueue_mail(
-                    session, kind="checkin", idempotency_key=key, person=person, message=msg
-                )
-                store.remember_sent(session, message_id, thread, person)
-        except IntegrityError:  # another process planned the same prompt just now
-            run.already_sent += 1
-            continue
-        run.planned += 1
     return run
+
+
+def plan_checkin_prompt(
+    session: Session, team: Team, person: Person, settings: Settings, now: datetime
+) -> bool:
+    """Queue one member's prompt for their local today; False if they were asked already."""
+    day = now.astimezone(ZoneInfo(person.timezone)).date()
+    key = f"checkin:{team.id}:{day.isoformat()}:{person.id}"
+    if store.outbox_key_exists(session, key):
+        return False
+    thread = store.checkin_thread(session, team, day)
+    address = reply_address_for(
+        person.id,
+        thread.id,
+        team.slug,
+        settings.mail_domain,
+        settings.ensure_secret_key(),  # type: ignore[arg-type]
+    )
+    message_id = f"<checkin.{team.id}.{day.isoformat()}.{person.id}@{settings.mail_domain}>"
+    msg = render_email(
+        settings.templates_dir,
+        "checkin",
+        {
+            "person": person,
+            "team": team,
+            "question": team.checkin_question,
+            "day": day,
+            "thread_url": f"{settings.base_url}/threads/{thread.id}",
+        },
+        sender=Address(team.name, team.slug, settings.mail_domain),
+        to=Address(person.name, addr_spec=person.email),
+        message_id=message_id,
+        now=now,
+        reply_to=address,
+    )
+    try:
+        with session.begin_nested():
+            store.enqueue_mail(
+                session, kind="checkin", idempotency_key=key, person=person, message=msg
+            )
+            store.remember_sent(session, message_id, thread, person)
+    except IntegrityError:  # another process planned the same prompt just now
+        return False
+    return True
+
+
+def run_checkins(engine: Engine, settings: Settings, now: datetime) -> int:
+    """Queue the prompts that are due: for each team with a check-in hour, each member
+    on weekdays at that hour in the member's own zone (DST-safe, see schedule.py)."""
+    with session_scope(engine) as session:
+        work = [
+            (team, person, membership.joined_at)
+            for team in store.scheduled_checkin_teams(session)
+            for person, membership in store.memberships_of(session, team.id)  # type: ignore[arg-type]
+        ]
+    planned = 0
+    for team, person, joined in work:
+        with session_scope(engine) as session:
+            last = store.last_checkin_prompt(session, team.id, person.id)  # type: ignore[arg-type]
+            if not checkin_due(person.timezone, team.checkin_hour, 0, last, joined, now):  # type: ignore[arg-type]
+                continue
+            planned += plan_checkin_prompt(session, team, person, settings, now)
+    return planned

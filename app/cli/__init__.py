@@ -234,6 +234,37 @@ def team_create(
     say(f"Next: tidings member add {team.slug} alice@example.com --name Alice --tz Europe/Berlin")
 
 
+@team_cli.command("checkin")
+def team_checkin(
+    slug: Annotated[str, typer.Argument(help="The team's slug.")],
+    hour: Annotated[
+        int | None, typer.Option("--hour", help="Local hour, 0-23, in each member's zone.")
+    ] = None,
+    off: Annotated[bool, typer.Option("--off", help="Stop the scheduled check-in.")] = False,
+    question: Annotated[str | None, typer.Option("--question", help="What to ask.")] = None,
+) -> None:
+    """Ask the team's check-in question every weekday at a local hour, in each member's own
+    time zone (or stop with --off). `tidings checkin send` still asks at once.
+
+    Example: tidings team checkin eng --hour 16 --question "What did you get done today?"
+    """
+    if off == (hour is not None):
+        fail(
+            TidingsError(
+                "Give either --hour H or --off.",
+                f"For example: tidings team checkin {slug} --hour 16",
+            )
+        )
+    team = with_session(store.set_checkin, slug, None if off else hour, question)
+    if team.checkin_hour is None:
+        say(f"{team.slug}: no scheduled check-in; ask with `tidings checkin send {team.slug}`.")
+    else:
+        say(
+            f'{team.slug}: "{team.checkin_question}" every weekday at'
+            f" {team.checkin_hour:02d}:00 in each member's time zone."
+        )
+
+
 @team_cli.command("list")
 def team_list(as_json: JsonOpt = False) -> None:
     """List teams and their addresses.
@@ -329,7 +360,8 @@ def _deliver(cfg: Settings, engine: Engine) -> None:
 def checkin_send(slug: Annotated[str, typer.Argument(help="The team's slug.")]) -> None:
     """Email every member of the team its check-in question now.
 
-    Replies go to that day's check-in thread. Running it twice on one day asks nobody twice.
+    Replies go to the check-in thread of each member's local date. Running it twice on one
+    day asks nobody twice; `tidings team checkin` schedules it for every weekday.
 
     Example: tidings checkin send eng
     """

@@ -20,6 +20,7 @@ from app.main import create_app
 from app.models import utcnow
 from app.settings import Settings
 from digest.build import run_digests
+from digest.checkin import run_checkins
 from digest.send import Transport, deliver_pending, transport_from_url
 from smtp.handler import TidingsHandler, make_smtp_server
 from smtp.ingest import process_journal_entry, process_pending
@@ -43,7 +44,7 @@ class _Server(uvicorn.Server):
 
 
 class Worker:
-    """Processes the inbound journal, plans due digests and delivers the outbox.
+    """Processes the inbound journal, plans due check-ins and digests, delivers the outbox.
 
     It wakes every `worker_poll_seconds`, or at once when `poke()` is called (the
     listener pokes it when it has journaled a message, so replies show up quickly).
@@ -58,6 +59,7 @@ class Worker:
 
     async def tick(self) -> None:
         await asyncio.to_thread(process_pending, self.engine, self.settings)
+        await asyncio.to_thread(run_checkins, self.engine, self.settings, utcnow())
         await asyncio.to_thread(run_digests, self.engine, self.settings, utcnow())
         await deliver_pending(self.engine, self.transport)
 

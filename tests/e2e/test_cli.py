@@ -13,8 +13,9 @@ import pytest
 BIN = Path(sys.executable).parent / "tidings"
 COMMANDS = [
     ["serve"], ["smtp"], ["web"], ["worker"], ["db", "upgrade"], ["team", "create"],
-    ["team", "list"], ["member", "add"], ["member", "list"], ["checkin", "send"],
-    ["digest", "run"], ["token", "create"], ["quarantine", "list"], ["search", "reindex"],
+    ["team", "list"], ["team", "checkin"], ["member", "add"], ["member", "list"],
+    ["checkin", "send"], ["digest", "run"], ["token", "create"], ["quarantine", "list"],
+    ["search", "reindex"],
 ]  # fmt: skip
 
 

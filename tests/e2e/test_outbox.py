@@ -8,6 +8,7 @@ import email.policy
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
@@ -18,6 +19,7 @@ from app.db import make_engine, session_scope, upgrade
 from app.models import OutboundMessage, Person, Update
 from app.settings import Settings
 from digest.build import run_digests
+from digest.checkin import run_checkins
 from digest.send import SmtpTransport, deliver_pending
 from tests.conftest import free_port
 from tests.e2e.sink import Sink, running_sink
@@ -151,3 +153,40 @@ def test_scheduled_digest_is_due_at_the_local_hour_and_sent_once(
         msg = email.message_from_bytes(row.raw, policy=email.policy.default)
         assert "Deployed." in msg.get_body(("plain",)).get_content()
         assert session.exec(select(Update)).first() is not None
+
+
+def test_scheduled_checkin_asks_each_weekday_at_the_local_hour_once(
+    engine: Engine, settings: Settings
+) -> None:
+    with session_scope(engine) as session:
+        store.create_team(session, "daily", "Daily")
+        store.set_checkin(session, "daily", 16, "What moved forward today?")
+        asked = store.add_member(session, "daily", "kt@example.com", "KT", "Asia/Kathmandu")
+        joined = store.memberships_of(session, store.get_team(session, "daily").id)[0][1].joined_at
+    zone = ZoneInfo("Asia/Kathmandu")
+    day = joined.astimezone(zone).date()
+    while True:  # the first weekday 16:00 in Kathmandu after joining
+        slot = datetime.combine(day, datetime.min.time().replace(hour=16), zone).astimezone(UTC)
+        if slot > joined and day.weekday() < 5:
+            break
+        day += timedelta(days=1)
+    assert slot.minute == 15  # 16:00 at +05:45 is hh:15 UTC
+
+    def prompts() -> list[OutboundMessage]:
+        with session_scope(engine) as session:
+            query = select(OutboundMessage).where(
+                OutboundMessage.person_id == asked.id, OutboundMessage.kind == "checkin"
+            )
+            return list(session.exec(query))
+
+    assert run_checkins(engine, settings, slot - timedelta(minutes=1)) == 0
+    assert run_checkins(engine, settings, slot) == 1
+    assert run_checkins(engine, settings, slot + timedelta(hours=2)) == 0  # once a day
+    [prompt] = prompts()
+    msg = email.message_from_bytes(prompt.raw, policy=email.policy.default)
+    assert str(msg["Subject"]) == "Daily: What moved forward today?"
+    assert day.isoformat() in msg.get_body(("plain",)).get_content()  # the local date
+    next_weekday = day + timedelta(days=3 if day.weekday() == 4 else 1)
+    next_slot = datetime.combine(next_weekday, datetime.min.time().replace(hour=16), zone)
+    assert run_checkins(engine, settings, next_slot.astimezone(UTC)) == 1
+    assert len(prompts()) == 2

@@ -1,0 +1,26 @@
+"""teams can ask their check-in question on a schedule
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-24
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("team") as batch_op:
+        batch_op.add_column(sa.Column("checkin_hour", sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("team") as batch_op:
+        batch_op.drop_column("checkin_hour")
