@@ -89,13 +89,17 @@ def memberships_of(session: Session, team_id: int) -> list[tuple[Person, Members
     return [(p, m) for p, m in session.exec(query).all()]
 
 
-def last_checkin_prompt(session: Session, team_id: int, person_id: int) -> datetime | None:
-    query = select(func.max(OutboundMessage.created_at)).where(
-        OutboundMessage.kind == "checkin",
-        OutboundMessage.person_id == person_id,
-        OutboundMessage.idempotency_key.startswith(f"checkin:{team_id}:"),  # type: ignore[attr-defined]
+def last_checkin_prompts(session: Session, team_id: int) -> dict[int, datetime]:
+    """When each member of the team was last asked its check-in question."""
+    query = (
+        select(OutboundMessage.person_id, func.max(OutboundMessage.created_at))
+        .where(
+            OutboundMessage.kind == "checkin",
+            OutboundMessage.idempotency_key.startswith(f"checkin:{team_id}:"),  # type: ignore[attr-defined]
+        )
+        .group_by(OutboundMessage.person_id)
     )
-    return session.exec(query).one()
+    return {person_id: last for person_id, last in session.exec(query).all()}  # type: ignore[misc]
 
 
 def get_team(session: Session, slug: str) -> Team:

@@ -93,18 +93,21 @@ def plan_checkin_prompt(
 
 def run_checkins(engine: Engine, settings: Settings, now: datetime) -> int:
     """Queue the prompts that are due: for each team with a check-in hour, each member
-    on weekdays at that hour in the member's own zone (DST-safe, see schedule.py)."""
+    on weekdays at that hour in the member's own zone (DST-safe, see schedule.py).
+
+    The worker calls this on every tick, so finding who is due costs one query per team;
+    only members who are due get a transaction of their own.
+    """
     with session_scope(engine) as session:
-        work = [
-            (team, person, membership.joined_at)
-            for team in store.scheduled_checkin_teams(session)
-            for person, membership in store.memberships_of(session, team.id)  # type: ignore[arg-type]
-        ]
+        due = []
+        for team in store.scheduled_checkin_teams(session):
+            asked = store.last_checkin_prompts(session, team.id)  # type: ignore[arg-type]
+            for person, membership in store.memberships_of(session, team.id):  # type: ignore[arg-type]
+                last, joined = asked.get(person.id), membership.joined_at  # type: ignore[arg-type]
+                if checkin_due(person.timezone, team.checkin_hour, 0, last, joined, now):  # type: ignore[arg-type]
+                    due.append((team, person))
     planned = 0
-    for team, person, joined in work:
+    for team, person in due:
         with session_scope(engine) as session:
-            last = store.last_checkin_prompt(session, team.id, person.id)  # type: ignore[arg-type]
-            if not checkin_due(person.timezone, team.checkin_hour, 0, last, joined, now):  # type: ignore[arg-type]
-                continue
             planned += plan_checkin_prompt(session, team, person, settings, now)
     return planned
