@@ -11,7 +11,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Dialect, LargeBinary, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    LargeBinary,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -110,6 +119,7 @@ class Update(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("team_id", "message_id"),
         UniqueConstraint("team_id", "inbound_id"),
+        Index("uq_update_team_content_hash", "team_id", "content_hash", unique=True),
     )
     id: int | None = Field(default=None, primary_key=True)
     team_id: int = Field(foreign_key="team.id", index=True)
@@ -118,6 +128,9 @@ class Update(SQLModel, table=True):
     parent_id: int | None = Field(default=None, foreign_key="update.id")
     inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id")
     message_id: str | None = None
+    # For redeliveries without a Message-ID: sender, recipient, subject, text and the day
+    # received, hashed; unique per team, so two copies processed at once cannot both post.
+    content_hash: str | None = Field(default=None, max_length=64)
     body: str = Field(sa_column=Column(Text, nullable=False))  # the new text, Markdown
     quoted: str = Field(default="", sa_column=Column(Text, nullable=False))  # what was trimmed
     extraction_confident: bool = True

@@ -272,6 +272,7 @@ def add_update(
     confident: bool = True,
     parent: Update | None = None,
     message_id: str | None = None,
+    content_hash: str | None = None,
     inbound_id: int | None = None,
     placed_by: str,
     attachments: Sequence[NewAttachment] = (),
@@ -284,6 +285,7 @@ def add_update(
         parent_id=parent.id if parent else None,
         inbound_id=inbound_id,
         message_id=message_id,
+        content_hash=content_hash,
         body=body,
         quoted=quoted,
         extraction_confident=confident,
@@ -381,6 +383,11 @@ def root_update(session: Session, thread_id: int) -> Update | None:
         select(Update).where(Update.thread_id == thread_id).order_by(Update.created_at, Update.id)  # type: ignore[arg-type]
     )
     return session.exec(query).first()
+
+
+def update_with_hash_exists(session: Session, team_id: int, content_hash: str) -> bool:
+    query = select(Update.id).where(Update.team_id == team_id, Update.content_hash == content_hash)
+    return session.exec(query).first() is not None
 
 
 def update_exists(session: Session, team_id: int, message_id: str) -> bool:

@@ -7,6 +7,7 @@ code and a sentence a person can read; nothing is ever deleted.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -126,6 +127,13 @@ def _store_for_recipient(
         return Refusal(
             "duplicate", f"Message {parsed.message_id} was already posted to {team.slug}."
         )
+    content_hash = None
+    if not parsed.message_id:
+        content_hash = _content_hash(parsed, rcpt, entry)
+        if store.update_with_hash_exists(session, team.id, content_hash):  # type: ignore[arg-type]
+            return Refusal(
+                "duplicate", "The same message, without a Message-ID, was posted the same day."
+            )
     if not parsed.text.strip() and not parsed.attachments:
         return Refusal("empty-reply", "The message had no new text of its own after trimming.")
     placement = _place(session, team, author, recipient.token, parsed, settings.ensure_secret_key())
@@ -140,6 +148,7 @@ def _store_for_recipient(
         confident=parsed.confident,
         parent=placement.parent,
         message_id=parsed.message_id,
+        content_hash=content_hash,
         inbound_id=entry.id,
         placed_by=placement.placed_by,
         attachments=parsed.attachments,
@@ -147,6 +156,15 @@ def _store_for_recipient(
     if not parsed.confident:
         queue_posted_as_receipt(session, update, placement.thread, team, author, settings)
     return update
+
+
+def _content_hash(parsed: ParsedMessage, rcpt: str, entry: InboundMessage) -> str:
+    """What makes two copies the same message: sender, recipient (the reply address names
+    the thread), subject, text, and the UTC day it arrived. The same words to another
+    thread, or on another day, are a new post."""
+    day = entry.received_at.date().isoformat()
+    parts = [parsed.from_address, rcpt.lower(), parsed.subject, parsed.text, parsed.quoted, day]
+    return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def queue_posted_as_receipt(

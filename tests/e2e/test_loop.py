@@ -154,6 +154,22 @@ def _journal_done(stack: Stack) -> bool:
         engine.dispose()
 
 
+def test_redelivery_without_message_id_makes_one_update(stack: Stack) -> None:
+    msg = mail(ALICE, TEAM, "No id at all", "Sent by a client that sets no Message-ID.")
+    del msg["Message-ID"]
+    for _ in range(2):  # the sender's server retries after a lost 250
+        stack.send(msg, ALICE, TEAM)
+    thread = wait_for(lambda: thread_titled(stack, "No id at all"))
+    wait_for(lambda: _journal_done(stack), what="both copies to be processed")
+    assert [t["title"] for t in threads(stack)].count("No id at all") == 1
+    assert len(updates_of(stack, thread["id"])) == 1
+    # New words under the same subject are a new post, not a redelivery.
+    other = mail(ALICE, TEAM, "No id at all", "A second, different note.")
+    del other["Message-ID"]
+    stack.send(other, ALICE, TEAM)
+    wait_for(lambda: [t["title"] for t in threads(stack)].count("No id at all") == 2)
+
+
 def test_html_only_mail_is_stored_as_readable_text(stack: Stack) -> None:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = ALICE, TEAM, "HTML only"

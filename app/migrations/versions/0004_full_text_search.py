@@ -14,6 +14,9 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Careful in later migrations: on SQLite, batch_alter_table("update") rebuilds the table
+# and silently drops these triggers (tests/e2e/test_search.py would fail).
+#
 # Each update is indexed with its thread's title, so a search finds a thread by its
 # subject too. (Renaming a thread is not a feature yet; `tidings search reindex` would
 # bring the index up to date after one.)
