@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+from sqlalchemy import func
+from sqlmodel import select
+
+from app.db import make_engine, session_scope
+from app.models import InboundMessage
 
 T = TypeVar("T")
 BIN = Path(sys.executable).parent
@@ -122,6 +127,17 @@ class Stack:
             email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)  # type: ignore[misc]
             for key in sorted(box.keys())  # Maildir names start with the delivery time
         ]
+
+
+def journal_settled(database_url: str) -> bool:
+    """True when every message the listeners accepted has been processed."""
+    engine = make_engine(database_url)
+    try:
+        with session_scope(engine) as session:
+            query = select(func.count()).where(InboundMessage.status == "pending")
+            return session.exec(query).one() == 0
+    finally:
+        engine.dispose()
 
 
 def make_stack(data_dir: Path, database_url: str, smtp_port: int, http_port: int) -> Stack:

@@ -17,13 +17,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func
 from sqlmodel import select
 
 from app.db import make_engine, session_scope
 from app.models import InboundMessage, Update
 from tests.conftest import free_port
-from tests.e2e.stack import DOMAIN, Stack, mail, make_stack, wait_for
+from tests.e2e.stack import DOMAIN, Stack, journal_settled, mail, make_stack, wait_for
 
 SESSIONS = 20
 PER_SESSION = 15
@@ -88,15 +87,10 @@ def test_sigkill_during_ingest_loses_and_doubles_nothing(stack: Stack) -> None:
     # The kills must have landed while mail was flowing, or this test proves nothing.
     assert accepted_at_kill[0] > 0 and accepted_at_kill[-1] < total
 
-    engine = make_engine(stack.env["TIDINGS_DATABASE_URL"])
+    url = stack.env["TIDINGS_DATABASE_URL"]
+    wait_for(lambda: journal_settled(url), 60, "the journal to be processed after the last restart")
+    engine = make_engine(url)
     try:
-
-        def settled() -> bool:
-            with session_scope(engine) as session:
-                query = select(func.count()).where(InboundMessage.status == "pending")
-                return session.exec(query).one() == 0
-
-        wait_for(settled, 60, "the journal to be processed after the last restart")
         with session_scope(engine) as session:
             stored = [u.message_id for u in session.exec(select(Update))]
             journal = list(session.exec(select(InboundMessage)))

@@ -23,7 +23,7 @@ import pytest
 from app.tokens import FIX_LINK_PURPOSE, parse_recipient, sign_link, verify_reply_token
 from tests.conftest import free_port
 from tests.e2e.sink import running_sink
-from tests.e2e.stack import BIN, DOMAIN, Stack, mail, make_stack, wait_for
+from tests.e2e.stack import BIN, DOMAIN, Stack, journal_settled, mail, make_stack, wait_for
 
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.org", "carol@example.net"
 TEAM = f"eng@{DOMAIN}"
@@ -123,35 +123,11 @@ def test_redelivery_with_same_message_id_makes_one_update(stack: Stack) -> None:
     stack.send(msg, ALICE, TEAM)
     stack.send(msg, ALICE, TEAM)
     thread = wait_for(lambda: thread_titled(stack, "Sent twice by a flaky server"))
-    wait_for(
-        lambda: (
-            any(
-                e["reason"] == "duplicate"
-                for e in json.loads(stack.cli("quarantine", "list", "--json").stdout)
-            )
-            or _journal_done(stack)
-        ),
-        what="the second copy to be processed",
-    )
+    url = stack.env["TIDINGS_DATABASE_URL"]
+    wait_for(lambda: journal_settled(url), what="the second copy to be processed")
     titles = [t["title"] for t in threads(stack)]
     assert titles.count("Sent twice by a flaky server") == 1
     assert len(updates_of(stack, thread["id"])) == 1
-
-
-def _journal_done(stack: Stack) -> bool:
-    """True when the listener has processed every message it accepted."""
-    from sqlalchemy import func, select
-
-    from app.db import make_engine, session_scope
-    from app.models import InboundMessage
-
-    engine = make_engine(stack.env["TIDINGS_DATABASE_URL"])
-    try:
-        with session_scope(engine) as session:
-            query = select(func.count()).where(InboundMessage.status == "pending")
-            return session.execute(query).scalar_one() == 0
-    finally:
-        engine.dispose()
 
 
 def test_redelivery_without_message_id_makes_one_update(stack: Stack) -> None:
@@ -160,7 +136,10 @@ def test_redelivery_without_message_id_makes_one_update(stack: Stack) -> None:
     for _ in range(2):  # the sender's server retries after a lost 250
         stack.send(msg, ALICE, TEAM)
     thread = wait_for(lambda: thread_titled(stack, "No id at all"))
-    wait_for(lambda: _journal_done(stack), what="both copies to be processed")
+    wait_for(
+        lambda: journal_settled(stack.env["TIDINGS_DATABASE_URL"]),
+        what="both copies to be processed",
+    )
     assert [t["title"] for t in threads(stack)].count("No id at all") == 1
     assert len(updates_of(stack, thread["id"])) == 1
     # New words under the same subject are a new post, not a redelivery.

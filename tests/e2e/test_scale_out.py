@@ -22,9 +22,9 @@ from sqlmodel import select
 
 from app import store
 from app.db import make_engine, session_scope, upgrade
-from app.models import InboundMessage, OutboundMessage, Update
+from app.models import OutboundMessage, Update
 from tests.conftest import free_port
-from tests.e2e.stack import BIN, DOMAIN, Stack, mail, make_stack, wait_for
+from tests.e2e.stack import BIN, DOMAIN, Stack, journal_settled, mail, make_stack, wait_for
 
 MEMBERS = 40
 MESSAGES = 120
@@ -71,13 +71,8 @@ def test_two_full_processes_store_once_and_digest_once(two_stacks: list[Stack]) 
         list(pool.map(send, range(MESSAGES)))
     engine = make_engine(first.env["TIDINGS_DATABASE_URL"])
     try:
-
-        def settled() -> bool:
-            with session_scope(engine) as session:
-                pending = select(func.count()).where(InboundMessage.status == "pending")
-                return session.exec(pending).one() == 0
-
-        wait_for(settled, 60, "both listeners to process their mail")
+        url = first.env["TIDINGS_DATABASE_URL"]
+        wait_for(lambda: journal_settled(url), 60, "both listeners to process mail")
         runs = [
             subprocess.Popen(
                 [str(BIN / "tidings"), "digest", "run", "--now"],

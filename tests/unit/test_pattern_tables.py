@@ -27,18 +27,21 @@ def test_attribution_verbs(verb: str) -> None:
     assert extract_reply(body) == NEW
 
 
+def header_block_reply(from_field: str = "From", sent_field: str = "Sent") -> str:
+    block = (
+        f"{from_field}: {WHO}\n{sent_field}: Monday, March 4, 2024 8:15 AM\nTo: Ana\nSubject: Q3"
+    )
+    return f"{NEW}\n\n{block}\n\nCan you check the Q3 numbers before Friday?\n"
+
+
 @pytest.mark.parametrize("field", literal(rp.HEADER_FROM_FIELDS))
 def test_header_blocks_start_at_each_from_field(field: str) -> None:
-    block = f"{field}: {WHO}\nSent: Monday, March 4, 2024 8:15 AM\nTo: Ana\nSubject: Q3"
-    body = f"{NEW}\n\n{block}\n\nCan you check the Q3 numbers before Friday?\n"
-    assert extract_reply(body) == NEW
+    assert extract_reply(header_block_reply(from_field=field)) == NEW
 
 
 @pytest.mark.parametrize("field", literal(rp.HEADER_OTHER_FIELDS))
 def test_header_blocks_accept_each_other_field(field: str) -> None:
-    block = f"From: {WHO}\n{field}: Monday, March 4, 2024 8:15 AM\nTo: Ana\nSubject: Q3"
-    body = f"{NEW}\n\n{block}\n\nCan you check the Q3 numbers before Friday?\n"
-    assert extract_reply(body) == NEW
+    assert extract_reply(header_block_reply(sent_field=field)) == NEW
 
 
 @pytest.mark.parametrize("phrase", literal(rp.ORIGINAL_MESSAGE_PHRASES))
