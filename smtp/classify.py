@@ -258,7 +258,7 @@ def _to_text(value: object) -> str:
     return re.sub(r"\r?\n[ \t]*|\r[ \t]*", " ", value).strip()
 
 
-def _decode_words(value: str) -> str:
+def decode_words(value: str) -> str:
     """Decode RFC 2047 encoded words, falling back to the raw text."""
     if "=?" not in value:
         return value
@@ -303,7 +303,7 @@ def _has_header(message: Message, name: str) -> bool:
 
 
 def _subject(message: Message) -> str:
-    return _decode_words(_header(message, "subject")).strip()
+    return decode_words(_header(message, "subject")).strip()
 
 
 def _addresses(value: str) -> list[str]:

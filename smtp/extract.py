@@ -3,7 +3,7 @@
 The MIME structure is split here with byte-level searches and only each header block goes
 through the stdlib `email` parser (`policy.compat32`): the stdlib feed parser walks every body
 line in Python, which for a 1 MB body costs more than the whole time budget. At most
-`_MAX_PARTS` parts are looked at; text parts come first in real mail. Decoding is done by hand
+`MAX_PARTS` parts are looked at; text parts come first in real mail. Decoding is done by hand
 from the transfer-decoded bytes so mislabelled charsets (windows-1252 declared as iso-8859-1 or
 us-ascii, UTF-8 declared as latin-1, Shift_JIS variants) still come out right. Nothing here
 raises on broken mail: the worst case is the raw text run through the trimmer.
@@ -20,7 +20,7 @@ from email.message import Message
 from smtp.htmltext import html_to_text
 from smtp.trim import Reply, split_scan_region, trim_quoted_reply
 
-_MAX_PARTS = 100
+MAX_PARTS = 100
 _MAX_DEPTH = 8
 # A header block longer than this is not one: the message is read as a bare body.
 _MAX_HEADER_BYTES = 256 * 1024
@@ -112,7 +112,7 @@ def _unflow(text: str, delsp: bool) -> str:
     return "\n".join(out) + ("\n" + rest if rest else "")
 
 
-def _part_text(part: Message) -> str:
+def part_text(part: Message) -> str:
     try:
         payload = part.get_payload(decode=True)
     except Exception:
@@ -134,7 +134,7 @@ def _part_text(part: Message) -> str:
     return text
 
 
-def _is_attachment(part: Message) -> bool:
+def is_attachment(part: Message) -> bool:
     try:
         disposition = (part.get("Content-Disposition") or "").lower()
     except Exception:
@@ -155,12 +155,12 @@ def _select_body(msg: Message) -> tuple[str, bool]:
             if isinstance(children, list):
                 stack = [c for c in children if isinstance(c, Message)] + stack
             continue
-        if ctype == "message/rfc822" or _is_attachment(part):
+        if ctype == "message/rfc822" or is_attachment(part):
             continue
         if ctype == "text/plain":
-            plain.append(_part_text(part))
+            plain.append(part_text(part))
         elif ctype == "text/html":
-            html.append(_part_text(part))
+            html.append(part_text(part))
     text = "\n".join(p for p in plain if p.strip())
     if text.strip():
         return text, False
@@ -183,7 +183,7 @@ def _split_head(raw: bytes) -> tuple[bytes, bytes]:
     return raw[:head_end], raw[blank.end() :]
 
 
-def _parse(raw: bytes, budget: list[int], depth: int = 0) -> Message:
+def parse_mime(raw: bytes, budget: list[int], depth: int = 0) -> Message:
     """A message tree like the stdlib parser's, with bodies split by byte search.
 
     `budget` holds the number of parts still allowed; parts beyond it are left out.
@@ -199,10 +199,10 @@ def _parse(raw: bytes, budget: list[int], depth: int = 0) -> Message:
     boundary = msg.get_boundary() if msg.get_content_maintype() == "multipart" else None
     if boundary and depth < _MAX_DEPTH:
         msg.set_payload(
-            [_parse(part, budget, depth + 1) for part in _parts(body, boundary, budget)]
+            [parse_mime(part, budget, depth + 1) for part in _parts(body, boundary, budget)]
         )
     elif msg.get_content_type() == "message/rfc822" and depth < _MAX_DEPTH and budget[0] > 0:
-        msg.set_payload([_parse(body, budget, depth + 1)])
+        msg.set_payload([parse_mime(body, budget, depth + 1)])
     else:
         msg.set_payload(text)
     return msg
@@ -231,7 +231,7 @@ def _parts(body: bytes, boundary: str, budget: list[int]) -> list[bytes]:
 def body_text(raw: bytes) -> str:
     """The readable body of a raw message (HTML converted to text). Never raises."""
     try:
-        return _select_body(_parse(raw, [_MAX_PARTS]))[0]
+        return _select_body(parse_mime(raw, [MAX_PARTS]))[0]
     except Exception:
         pass
     for parse_policy in (policy.default, policy.compat32):

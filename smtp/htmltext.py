@@ -57,7 +57,7 @@ _BLOCK_TAGS = frozenset(
 _PARAGRAPH_TAGS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "pre"})
 _EMPHASIS = {"b": "**", "strong": "**", "i": "*", "em": "*"}
 # Containers that hold the quoted message, by class or id (matched as substrings).
-_QUOTE_CONTAINERS = (
+QUOTE_CONTAINERS = (
     "gmail_quote",
     "gmail_extra_quote",
     "divrplyfwdmsg",
@@ -87,13 +87,13 @@ _HIDDEN_STYLE = re.compile(
 _SPACES = re.compile(r"[ \t\r\n\f\u00a0]+")
 _TAG = re.compile(r"<[^<>]*>")
 _MAX_ELEMENTS = 800
-_CHUNK = 8_192
+FEED_CHUNK = 8_192
 # Deeper `<blockquote>` nesting renders with this many `> `: the trimmer only needs to know a
 # line is quoted, and an unbounded prefix would make deep nesting quadratic.
 _MAX_QUOTE_PREFIX = 8
 
 
-class _Converter(HTMLParser):
+class HtmlConverter(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.lines: list[str] = []
@@ -159,7 +159,7 @@ class _Converter(HTMLParser):
         marker = (attributes.get("class", "") + " " + attributes.get("id", "")).lower()
         if (
             self.skip_depth == 0
-            and any(name in marker for name in _QUOTE_CONTAINERS)
+            and any(name in marker for name in QUOTE_CONTAINERS)
             and (self.has_text or not any(name in marker for name in _PREFIX_CONTAINERS))
         ):
             self.done = True
@@ -302,7 +302,7 @@ class _Converter(HTMLParser):
         return re.sub(r"\n{3,}", "\n\n", out).strip()
 
 
-def _offset(markup: str, position: tuple[int, int]) -> int:
+def markup_offset(markup: str, position: tuple[int, int]) -> int:
     line, column = position
     if line <= 1:
         return column
@@ -310,16 +310,16 @@ def _offset(markup: str, position: tuple[int, int]) -> int:
     return len(markup) - len(last) + column
 
 
-def _flatten(markup: str) -> str:
+def flatten_markup(markup: str) -> str:
     return html_lib.unescape(_TAG.sub("", markup)).replace("\u00a0", " ")
 
 
 def html_to_text(html: str) -> str:
     """Readable Markdown-ish text of an HTML body, without its quoted history. Never raises."""
-    converter = _Converter()
+    converter = HtmlConverter()
     try:
-        for start in range(0, len(html), _CHUNK):
-            converter.feed(html[start : start + _CHUNK])
+        for start in range(0, len(html), FEED_CHUNK):
+            converter.feed(html[start : start + FEED_CHUNK])
             if converter.done:
                 break
         else:
@@ -328,6 +328,6 @@ def html_to_text(html: str) -> str:
         converter.done = True
     text = converter.text()
     if converter.stopped_at is not None:
-        rest = _flatten(html[_offset(html, converter.stopped_at) :]).strip()
+        rest = flatten_markup(html[markup_offset(html, converter.stopped_at) :]).strip()
         text = f"{text}\n{rest}" if rest else text
     return text

@@ -591,7 +591,7 @@ def _scan(lines: list[str]) -> _Scan:
     return _Scan(flags, dropped, n, n, anchor, verbs)
 
 
-def _for_matching(line: str) -> str:
+def for_matching(line: str) -> str:
     return _BIDI.sub("", line).replace("&nbsp;", " ").rstrip()
 
 
@@ -605,11 +605,11 @@ def trim_quoted_reply(text: str) -> Reply:
     # text keeps them as sent.
     match = lines
     if "&nbsp;" in head or _BIDI.search(head) is not None:
-        match = [_for_matching(line) for line in lines]
+        match = [for_matching(line) for line in lines]
     scan = _scan(match)
     if match is not lines:
         for j in range(scan.cut):
-            if match[j] != _for_matching(lines[j]):
+            if match[j] != for_matching(lines[j]):
                 lines[j] = match[j]  # the text before an attribution sharing its line
     kept = _resolve_quotes(
         match[: scan.cut], scan.flags[: scan.cut], scan.dropped[: scan.cut], lines[: scan.cut]
