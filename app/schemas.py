@@ -47,6 +47,7 @@ class AttachmentOut(BaseModel):
 class UpdateOut(BaseModel):
     id: int
     parent_id: int | None
+    depth: int  # 0 for a thread's first posts; updates come in tree order (depth first)
     author: AuthorOut
     body: str
     quoted: str
@@ -54,6 +55,8 @@ class UpdateOut(BaseModel):
     placed_by: str
     created_at: datetime
     edited_at: datetime | None
+    # For a check-in answered after its day: the author's local date when they answered.
+    answered_on: date | None
     attachments: list[AttachmentOut]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
@@ -32,6 +34,32 @@ def thread_out(thread: Thread, team: Team) -> ThreadOut:
     )
 
 
+def tree_order(updates: Sequence[tuple[int, int | None]]) -> list[tuple[int, int]]:
+    """(position, depth) of each (id, parent id) in reading order: every update followed by
+    its replies, oldest first at each level. `updates` come oldest first; a reply whose
+    parent is not in the list is shown as a top-level post."""
+    known = {update_id for update_id, _ in updates}
+    children: dict[int | None, list[int]] = {}
+    for position, (_, parent_id) in enumerate(updates):
+        children.setdefault(parent_id if parent_id in known else None, []).append(position)
+    ordered: list[tuple[int, int]] = []
+    stack = [(position, 0) for position in reversed(children.get(None, []))]
+    while stack:
+        position, depth = stack.pop()
+        ordered.append((position, depth))
+        replies = children.get(updates[position][0], [])
+        stack.extend((child, depth + 1) for child in reversed(replies))
+    return ordered
+
+
+def answered_on(thread: Thread, created_at: datetime, timezone: str) -> date | None:
+    """The author's local date of a check-in answer given after the check-in's day."""
+    if thread.checkin_date is None:
+        return None
+    local_day = created_at.astimezone(ZoneInfo(timezone)).date()
+    return local_day if local_day > thread.checkin_date else None
+
+
 def thread_detail(
     session: Session, thread_id: int, team_ids: Sequence[int] | None, base_url: str = ""
 ) -> ThreadDetailOut:
@@ -43,6 +71,7 @@ def thread_detail(
         UpdateOut(
             id=u.id,  # type: ignore[arg-type]
             parent_id=u.parent_id,
+            depth=depth,
             author=AuthorOut(name=p.name, email=p.email),
             body=u.body,
             quoted=u.quoted,
@@ -50,6 +79,7 @@ def thread_detail(
             placed_by=u.placed_by,
             created_at=u.created_at,
             edited_at=u.edited_at,
+            answered_on=answered_on(thread, u.created_at, p.timezone),
             attachments=[
                 AttachmentOut(
                     id=a.id,  # type: ignore[arg-type]
@@ -61,7 +91,10 @@ def thread_detail(
                 for a in files[u.id]  # type: ignore[index]
             ],
         )
-        for u, p in rows
+        for u, p, depth in (
+            (*rows[position], depth)
+            for position, depth in tree_order([(u.id, u.parent_id) for u, _ in rows])  # type: ignore[misc]
+        )
     ]
     return ThreadDetailOut(**thread_out(thread, team).model_dump(), updates=updates)  # type: ignore[arg-type]
 
