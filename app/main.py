@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import api, web
+from app import actions, api, web
 from app.db import make_engine, schema_is_current
 from app.settings import Settings
 
@@ -52,6 +52,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine or make_engine(settings.database_url)
     app.include_router(api.router)
     app.include_router(web.router)
+    app.include_router(actions.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -77,6 +77,17 @@ class Person(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
 
 
+class PersonAlias(SQLModel, table=True):
+    """Another address a person sends from; it counts as theirs once confirmed by a link
+    sent to it, so nobody can claim an address they cannot read."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    email: str = Field(unique=True, max_length=320)
+    created_at: datetime = _ts(nullable=False)
+    confirmed_at: datetime | None = _optional_ts()
+
+
 class Membership(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("team_id", "person_id"),)
     id: int | None = Field(default=None, primary_key=True)
@@ -93,6 +104,9 @@ class Thread(SQLModel, table=True):
     title: str
     checkin_date: date | None = None
     created_at: datetime = _ts(nullable=False)
+    # Deleted threads keep their rows (nothing posted is lost) but leave the archive, and
+    # replies to them are refused with a reason.
+    deleted_at: datetime | None = _optional_ts()
     last_activity_at: datetime = _ts(nullable=False, index=True)
 
 
@@ -106,11 +120,14 @@ class InboundMessage(SQLModel, table=True):
     rcpt_tos: str = ""  # newline-separated envelope recipients
     message_id: str | None = Field(default=None, index=True)
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    # pending -> processed | duplicate | quarantined
+    # pending -> processed | duplicate | quarantined (-> pending again when approved) | discarded
     status: str = Field(default="pending", index=True, max_length=16)
     reason: str | None = None  # stable reason code when quarantined
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     processed_at: datetime | None = _optional_ts()
+    # Set when the member a reply token names approves a message held as "unverified
+    # sender"; processing then posts it under their name.
+    approved_by_id: int | None = Field(default=None, foreign_key="person.id")
 
 
 class Update(SQLModel, table=True):
@@ -128,13 +145,17 @@ class Update(SQLModel, table=True):
     parent_id: int | None = Field(default=None, foreign_key="update.id")
     inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id")
     message_id: str | None = None
+    # Outlook's conversation key (the first 22 bytes of Thread-Index, base64): replies from
+    # Outlook that carry nothing else still find their thread through it.
+    thread_index: str | None = Field(default=None, max_length=32, index=True)
     # For redeliveries without a Message-ID: sender, recipient, subject, text and the day
     # received, hashed; unique per team, so two copies processed at once cannot both post.
     content_hash: str | None = Field(default=None, max_length=64)
     body: str = Field(sa_column=Column(Text, nullable=False))  # the new text, Markdown
     quoted: str = Field(default="", sa_column=Column(Text, nullable=False))  # what was trimmed
     extraction_confident: bool = True
-    # Which rule put it in its thread: reply-token | checkin | in-reply-to | subject | new-thread
+    # Which rule put it in its thread:
+    # reply-token | checkin | in-reply-to | thread-index | subject | new-thread
     placed_by: str = "new-thread"
     created_at: datetime = _ts(nullable=False, index=True)
     edited_at: datetime | None = _optional_ts()  # set when the author corrects the text
@@ -165,7 +186,7 @@ class OutboundMessage(SQLModel, table=True):
     """The outbox: every message Tidings sends is written here before it is sent."""
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=16)  # digest | checkin | notice
+    kind: str = Field(max_length=16)  # digest | checkin | receipt | approval | notice | alias
     idempotency_key: str = Field(unique=True, max_length=200)
     person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
     recipient: str
@@ -198,3 +219,14 @@ class ApiToken(SQLModel, table=True):
     scope: str = "read"
     created_at: datetime = _ts(nullable=False)
     revoked_at: datetime | None = _optional_ts()
+
+
+class SigningKey(SQLModel, table=True):
+    """One version of the reply-token key. The key itself is derived from the secret key
+    and this salt, so neither the database nor the secret alone can sign tokens.
+    The newest unretired version signs; every unretired version verifies."""
+
+    version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    salt: str = Field(max_length=64)  # '' for version 1: the key before rotation existed
+    created_at: datetime = _ts(nullable=False)
+    retired_at: datetime | None = _optional_ts()

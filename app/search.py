@@ -135,6 +135,7 @@ def search_updates(
         .join(Person, Person.id == Update.author_id)
         .join(Thread, Thread.id == Update.thread_id)
         .where(Update.team_id.in_(team_ids))  # type: ignore[attr-defined]
+        .where(Thread.deleted_at.is_(None))  # type: ignore[union-attr]
     )
     for author in parsed.authors:
         stmt = stmt.where(

@@ -29,6 +29,17 @@ class Settings(BaseSettings):
     secret_key: str = Field("", description="Signs tokens; generated into data_dir when unset.")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     worker_poll_seconds: float = Field(5.0, description="How often the worker looks for work.")
+    trusted_authserv_ids: str = Field(
+        "",
+        description="Comma-separated authserv-ids (your MTA's host name) whose"
+        " Authentication-Results headers are believed.",
+    )
+    dkim_verify: bool = Field(
+        True, description="Check DKIM signatures ourselves when no trusted MTA vouched."
+    )
+    dns_resolver: str = Field(
+        "", description="IP[:PORT] of the DNS server for DKIM key lookups; default: system's."
+    )
     templates_dir: Path = Field(
         Path(__file__).resolve().parent.parent / "templates", description="Jinja2 templates."
     )
@@ -43,6 +54,12 @@ class Settings(BaseSettings):
         if not self.outbound_url:
             self.outbound_url = f"maildir:{self.data_dir / 'outbox'}"
         self.mail_domain = self.mail_domain.lower()
+
+    @property
+    def trusted_authserv_id_set(self) -> frozenset[str]:
+        return frozenset(
+            part.strip().lower() for part in self.trusted_authserv_ids.split(",") if part.strip()
+        )
 
     @property
     def is_sqlite(self) -> bool:

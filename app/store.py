@@ -29,11 +29,14 @@ from app.models import (
     MessageRef,
     OutboundMessage,
     Person,
+    PersonAlias,
+    SigningKey,
     Team,
     Thread,
     Update,
     utcnow,
 )
+from app.tokens import MAX_KEY_VERSION, ReplyKeys, reply_keys
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # Local parts we use for our own purposes; a team by that name would shadow them.
@@ -189,7 +192,107 @@ def stop_digests(session: Session, person_id: int) -> Person:
 
 
 def find_person(session: Session, email: str) -> Person | None:
-    return session.exec(select(Person).where(Person.email == normalise_email(email))).first()
+    """The person an address belongs to: their own, or one of their confirmed aliases."""
+    address = normalise_email(email)
+    person = session.exec(select(Person).where(Person.email == address)).first()
+    if person is not None:
+        return person
+    query = (
+        select(Person)
+        .join(PersonAlias, PersonAlias.person_id == Person.id)
+        .where(PersonAlias.email == address, PersonAlias.confirmed_at.is_not(None))  # type: ignore[union-attr]
+    )
+    return session.exec(query).first()
+
+
+def remove_member(session: Session, slug: str, email: str) -> Person:
+    """Take someone out of a team. Their posts stay; their reply addresses for the team's
+    threads stop working, with a 550 that says why."""
+    team = get_team(session, slug)
+    person = find_person(session, email)
+    membership = None
+    if person is not None:
+        query = select(Membership).where(
+            Membership.team_id == team.id, Membership.person_id == person.id
+        )
+        membership = session.exec(query).first()
+    if person is None or membership is None:
+        raise NotFound(
+            f"{normalise_email(email)} is not a member of {team.slug}.",
+            f"See the members with `tidings member list {team.slug}`.",
+        )
+    session.delete(membership)
+    session.flush()
+    return person
+
+
+def _check_address(address: str) -> str:
+    address = normalise_email(address)
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+|[^@\s]+@localhost", address):
+        raise TidingsError(f"'{address}' is not an email address.", "Give it as name@example.com.")
+    return address
+
+
+def add_alias(session: Session, member_email: str, alias: str) -> PersonAlias:
+    """Record an unconfirmed alias; it counts only after the link sent to it is followed."""
+    person = session.exec(
+        select(Person).where(Person.email == normalise_email(member_email))
+    ).first()
+    if person is None:
+        raise NotFound(
+            f"No member with the address {normalise_email(member_email)}.",
+            "Give the member's main address, as `tidings member list TEAM` shows it.",
+        )
+    alias = _check_address(alias)
+    owner = find_person(session, alias)
+    if owner is not None and owner.id != person.id:
+        raise TidingsError(
+            f"{alias} already belongs to {owner.email}.",
+            "An address can belong to one person only; remove it there first.",
+        )
+    if alias == person.email:
+        raise TidingsError(f"{alias} is {person.name}'s main address already.", "Nothing to do.")
+    existing = session.exec(select(PersonAlias).where(PersonAlias.email == alias)).first()
+    if existing is not None:
+        if existing.person_id != person.id:
+            raise TidingsError(
+                f"{alias} is waiting for confirmation as another person's alias.",
+                "Remove it there first with `tidings member alias remove`.",
+            )
+        return existing
+    record = PersonAlias(person_id=person.id, email=alias)  # type: ignore[arg-type]
+    session.add(record)
+    session.flush()
+    return record
+
+
+def confirm_alias(session: Session, alias_id: int) -> PersonAlias:
+    record = session.get(PersonAlias, alias_id)
+    if record is None:
+        raise NotFound("This alias was removed.", "Ask a team admin to add it again.")
+    if record.confirmed_at is None:
+        record.confirmed_at = utcnow()
+        session.add(record)
+        session.flush()
+    return record
+
+
+def aliases_of(session: Session, person_id: int) -> list[PersonAlias]:
+    query = (
+        select(PersonAlias).where(PersonAlias.person_id == person_id).order_by(PersonAlias.email)
+    )
+    return list(session.exec(query))
+
+
+def remove_alias(session: Session, alias: str) -> PersonAlias:
+    record = session.exec(
+        select(PersonAlias).where(PersonAlias.email == normalise_email(alias))
+    ).first()
+    if record is None:
+        raise NotFound(f"{normalise_email(alias)} is nobody's alias.")
+    session.delete(record)
+    session.flush()
+    return record
 
 
 def is_member(session: Session, team_id: int, person_id: int) -> bool:
@@ -218,17 +321,38 @@ def team_ids_of(session: Session, person_id: int) -> list[int]:
 # Threads and updates -------------------------------------------------------------------
 
 
-def get_thread(session: Session, thread_id: int, team_ids: Sequence[int] | None = None) -> Thread:
+def get_thread(
+    session: Session,
+    thread_id: int,
+    team_ids: Sequence[int] | None = None,
+    *,
+    include_deleted: bool = False,
+) -> Thread:
     thread = session.get(Thread, thread_id)
-    if thread is None or (team_ids is not None and thread.team_id not in team_ids):
+    if (
+        thread is None
+        or (team_ids is not None and thread.team_id not in team_ids)
+        or (thread.deleted_at is not None and not include_deleted)
+    ):
         raise NotFound(f"No thread {thread_id}.")
+    return thread
+
+
+def delete_thread(session: Session, thread_id: int) -> Thread:
+    """Take a thread out of the archive, search and digests. Its rows and the raw mail stay
+    (nothing posted is lost); replies to it are refused with a reason."""
+    thread = get_thread(session, thread_id, include_deleted=True)
+    if thread.deleted_at is None:
+        thread.deleted_at = utcnow()
+        session.add(thread)
+        session.flush()
     return thread
 
 
 def team_threads(session: Session, team_id: int, limit: int = 50, offset: int = 0) -> list[Thread]:
     query = (
         select(Thread)
-        .where(Thread.team_id == team_id)
+        .where(Thread.team_id == team_id, Thread.deleted_at.is_(None))  # type: ignore[union-attr]
         .order_by(Thread.last_activity_at.desc(), Thread.id.desc())  # type: ignore[attr-defined]
         .limit(limit)
         .offset(offset)
@@ -275,6 +399,7 @@ def add_update(
     content_hash: str | None = None,
     inbound_id: int | None = None,
     placed_by: str,
+    thread_index: str | None = None,
     attachments: Sequence[NewAttachment] = (),
 ) -> Update:
     now = utcnow()
@@ -290,6 +415,7 @@ def add_update(
         quoted=quoted,
         extraction_confident=confident,
         placed_by=placed_by,
+        thread_index=thread_index,
         created_at=now,
     )
     session.add(update)
@@ -347,18 +473,24 @@ def referenced_place(
     session: Session, team_id: int, references: Sequence[str]
 ) -> tuple[Thread, Update | None] | None:
     """The thread (and the update, when it was one of ours in this team) that the newest
-    resolvable reference points at; `references` come newest first."""
+    resolvable reference points at; `references` come newest first. Deleted threads are
+    passed over: mail to the team address about them starts afresh."""
     for ref in references:
         update = session.exec(
             select(Update).where(Update.team_id == team_id, Update.message_id == ref)
         ).first()
         if update is not None:
-            return get_thread(session, update.thread_id), update
+            thread = get_thread(session, update.thread_id, include_deleted=True)
+            if thread.deleted_at is None:
+                return thread, update
+            continue
         sent = session.exec(
             select(MessageRef).where(MessageRef.message_id == ref, MessageRef.team_id == team_id)
         ).first()
         if sent is not None:
-            return get_thread(session, sent.thread_id), None
+            thread = get_thread(session, sent.thread_id, include_deleted=True)
+            if thread.deleted_at is None:
+                return thread, None
     return None
 
 
@@ -372,10 +504,53 @@ def recent_thread_titled(
             Thread.team_id == team_id,
             Thread.title == title,
             Thread.last_activity_at >= active_since,
+            Thread.deleted_at.is_(None),  # type: ignore[union-attr]
         )
         .order_by(Thread.last_activity_at.desc())  # type: ignore[attr-defined]
     )
     return session.exec(query).first()
+
+
+def thread_in_conversation(session: Session, team_id: int, conversation: str) -> Thread | None:
+    """The live thread holding an update from the same Outlook conversation (Thread-Index)."""
+    query = (
+        select(Thread)
+        .join(Update, Update.thread_id == Thread.id)
+        .where(
+            Update.team_id == team_id,
+            Update.thread_index == conversation,
+            Thread.deleted_at.is_(None),  # type: ignore[union-attr]
+        )
+        .order_by(Update.created_at.desc())  # type: ignore[attr-defined]
+    )
+    return session.exec(query).first()
+
+
+def held_message(session: Session, entry_id: int) -> InboundMessage:
+    entry = session.get(InboundMessage, entry_id)
+    if entry is None or entry.status != "quarantined" or entry.reason != "unverified-sender":
+        raise NotFound(
+            "This message is not waiting for approval any more.",
+            "It was approved or discarded already.",
+        )
+    return entry
+
+
+def approve_held(session: Session, entry_id: int, person_id: int) -> InboundMessage:
+    """Send a held message back through processing, which now posts it as `person_id`."""
+    entry = held_message(session, entry_id)
+    entry.approved_by_id = person_id
+    entry.status, entry.reason, entry.processed_at = "pending", None, None
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def discard_held(session: Session, entry_id: int) -> InboundMessage:
+    """Keep the raw message (nothing is deleted) but never post it."""
+    entry = held_message(session, entry_id)
+    finish_inbound(session, entry, "discarded", "discarded", "Discarded by the member it named.")
+    return entry
 
 
 def root_update(session: Session, thread_id: int) -> Update | None:
@@ -496,17 +671,24 @@ def quarantined(session: Session, limit: int = 100) -> list[InboundMessage]:
 
 
 def enqueue_mail(
-    session: Session, *, kind: str, idempotency_key: str, person: Person, message: EmailMessage
+    session: Session,
+    *,
+    kind: str,
+    idempotency_key: str,
+    person: Person | None,
+    message: EmailMessage,
+    recipient: str = "",
 ) -> OutboundMessage:
-    """Put a rendered message in the outbox; the sender in digest/ delivers it.
+    """Put a rendered message in the outbox; the sender in digest/ delivers it. It goes to
+    `person`, or to `recipient` for someone who is not one (an alias, a stranger).
 
     `idempotency_key` is unique: queueing the same message twice raises IntegrityError.
     """
     outbound = OutboundMessage(
         kind=kind,
         idempotency_key=idempotency_key,
-        person_id=person.id,
-        recipient=person.email,
+        person_id=person.id if person else None,
+        recipient=recipient or (person.email if person else ""),
         subject=str(message["Subject"]),
         message_id=str(message["Message-ID"]),
         raw=message.as_bytes(),
@@ -551,3 +733,57 @@ def visible_team_ids(session: Session, api_token: ApiToken) -> list[int]:
     if api_token.team_id is not None:
         return [api_token.team_id]
     return [t.id for t in list_teams(session)]  # type: ignore[misc]
+
+
+# Reply-token keys ----------------------------------------------------------------------
+
+
+def signing_keys(session: Session) -> list[SigningKey]:
+    return list(session.exec(select(SigningKey).order_by(SigningKey.version)))  # type: ignore[arg-type]
+
+
+def load_reply_keys(session: Session, secret: str) -> ReplyKeys:
+    """Every unretired key version, for signing (the newest) and verifying (all)."""
+    keys = signing_keys(session)
+    return reply_keys(
+        secret,
+        [(k.version, k.salt) for k in keys if k.retired_at is None],
+        [(k.version, k.salt) for k in keys if k.retired_at is not None],
+    )
+
+
+def rotate_signing_key(session: Session) -> SigningKey:
+    """Start signing with a new key version; older versions keep verifying until retired."""
+    newest = max((k.version for k in signing_keys(session)), default=0)
+    if newest >= MAX_KEY_VERSION:
+        raise TidingsError(
+            f"Key version {newest} is the last one a reply token can name.",
+            "Change TIDINGS_SECRET_KEY instead: that invalidates every reply address at once.",
+        )
+    key = SigningKey(version=newest + 1, salt=secrets.token_hex(16))
+    try:
+        with session.begin_nested():
+            session.add(key)
+    except IntegrityError as exc:
+        raise TidingsError(
+            "Another rotation ran at the same time.", "Check with `tidings secret list`."
+        ) from exc
+    return key
+
+
+def retire_signing_key(session: Session, version: int) -> SigningKey:
+    """Stop accepting reply tokens signed with `version`; the signing version stays."""
+    key = session.get(SigningKey, version)
+    if key is None:
+        raise NotFound(f"No key version {version}.", "See the versions with `tidings secret list`.")
+    active = [k.version for k in signing_keys(session) if k.retired_at is None]
+    if key.retired_at is None and version == max(active):
+        raise TidingsError(
+            f"Key version {version} is the one new reply addresses are signed with.",
+            "Run `tidings secret rotate` first, then retire this version.",
+        )
+    if key.retired_at is None:
+        key.retired_at = utcnow()
+        session.add(key)
+        session.flush()
+    return key

@@ -4,6 +4,9 @@ A reply address looks like `eng+r.<token>@mail.example.com`. The token is
 base32 of (key version, person id, thread id, truncated HMAC-SHA256), written
 in lower case, so it survives servers that change the case of local parts and
 fits comfortably in the 64-character limit of a local part.
+
+Reply tokens live for as long as people keep old mail, so their key can be rotated:
+`ReplyKeys` holds every unretired key version; the newest signs, all of them verify.
 """
 
 from __future__ import annotations
@@ -13,24 +16,41 @@ import binascii
 import hashlib
 import hmac
 import struct
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 _PAYLOAD = struct.Struct(">BII")  # key version, person id, thread id
 _MAC_BYTES = 10  # 80 bits: forging needs ~2^80 tries, far beyond what SMTP allows
 REPLY_PREFIX = "r."
-CURRENT_KEY_VERSION = 1
+MAX_KEY_VERSION = 255  # the version is one byte of the token
 
 
 class InvalidToken(ValueError):
     """The token is malformed, tampered with, or signed by a key we do not hold."""
 
 
+class RetiredKey(InvalidToken):
+    """The token is genuine but its key version has been retired (`tidings secret retire`)."""
+
+
 @dataclass(frozen=True)
 class ReplyToken:
     person_id: int
     thread_id: int
-    key_version: int = CURRENT_KEY_VERSION
+    key_version: int
+
+
+@dataclass(frozen=True)
+class ReplyKeys:
+    """The reply-token keys in service: `current` signs, every version in `keys` verifies.
+
+    Retired keys are kept only to tell a genuine old token ("retired") from an altered one.
+    """
+
+    current: int
+    keys: Mapping[int, bytes]
+    retired: Mapping[int, bytes] = field(default_factory=dict)
 
 
 def _key(secret: str, label: str) -> bytes:
@@ -39,19 +59,39 @@ def _key(secret: str, label: str) -> bytes:
     return hmac.new(secret.encode(), f"tidings {label}".encode(), hashlib.sha256).digest()
 
 
-def _reply_key(secret: str, version: int) -> bytes:
-    return _key(secret, f"reply token v{version}")
+def _derive(secret: str, version: int, salt: str) -> bytes:
+    return _key(secret, f"reply token v{version}" + (f" {salt}" if salt else ""))
 
 
-def sign_reply_token(token: ReplyToken, secret: str) -> str:
+def reply_keys(
+    secret: str, versions: Iterable[tuple[int, str]], retired: Iterable[tuple[int, str]] = ()
+) -> ReplyKeys:
+    """The keys for the unretired (version, salt) pairs; the highest version signs.
+
+    Each key is derived from the secret and its version's salt: the salt lives in the
+    database, the secret outside it, and neither alone can sign. Version 1 has no salt,
+    so tokens issued before rotation existed keep verifying until it is retired.
+    """
+    keys = {version: _derive(secret, version, salt) for version, salt in versions}
+    if not keys:
+        raise ValueError("every reply-token key version is retired")
+    return ReplyKeys(max(keys), keys, {v: _derive(secret, v, salt) for v, salt in retired})
+
+
+def _mac(payload: bytes, key: bytes) -> bytes:
+    return hmac.new(key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def _encode(payload: bytes, key: bytes) -> str:
+    return base64.b32encode(payload + _mac(payload, key)).decode().rstrip("=").lower()
+
+
+def sign_reply_token(token: ReplyToken, keys: ReplyKeys) -> str:
     payload = _PAYLOAD.pack(token.key_version, token.person_id, token.thread_id)
-    mac = hmac.new(_reply_key(secret, token.key_version), payload, hashlib.sha256).digest()[
-        :_MAC_BYTES
-    ]
-    return base64.b32encode(payload + mac).decode().rstrip("=").lower()
+    return _encode(payload, keys.keys[token.key_version])
 
 
-def verify_reply_token(text: str, secret: str) -> ReplyToken:
+def verify_reply_token(text: str, keys: ReplyKeys) -> ReplyToken:
     """The token's contents, or `InvalidToken`. Comparison is constant-time."""
     raw = text.strip().upper()
     try:
@@ -62,16 +102,17 @@ def verify_reply_token(text: str, secret: str) -> ReplyToken:
         raise InvalidToken("reply token has the wrong length")
     payload, mac = blob[: _PAYLOAD.size], blob[_PAYLOAD.size :]
     version, person_id, thread_id = _PAYLOAD.unpack(payload)
-    if version != CURRENT_KEY_VERSION:
-        raise InvalidToken("reply token signed with an unknown key version")
-    expected = hmac.new(_reply_key(secret, version), payload, hashlib.sha256).digest()[:_MAC_BYTES]
-    if not hmac.compare_digest(mac, expected):
+    key = keys.keys.get(version) or keys.retired.get(version)
+    if key is None or not hmac.compare_digest(mac, _mac(payload, key)):
         raise InvalidToken("reply token signature does not match")
+    claim = ReplyToken(person_id, thread_id, version)
     # Re-encoding must give back the same text: base32 has spare bits that would
     # otherwise let several spellings of one token verify.
-    if sign_reply_token(ReplyToken(person_id, thread_id, version), secret) != text.strip().lower():
+    if _encode(payload, key) != text.strip().lower():
         raise InvalidToken("reply token is not in canonical form")
-    return ReplyToken(person_id, thread_id, version)
+    if version not in keys.keys:
+        raise RetiredKey(f"reply token signed with key version {version}, which is retired")
+    return claim
 
 
 @dataclass(frozen=True)
@@ -86,9 +127,12 @@ def reply_address(slug: str, token: str, domain: str) -> str:
     return f"{slug}+{REPLY_PREFIX}{token}@{domain}"
 
 
-def reply_address_for(person_id: int, thread_id: int, slug: str, domain: str, secret: str) -> str:
+def reply_address_for(
+    person_id: int, thread_id: int, slug: str, domain: str, keys: ReplyKeys
+) -> str:
     """The address at which `person` answers in `thread`: what Reply-To and mailto use."""
-    return reply_address(slug, sign_reply_token(ReplyToken(person_id, thread_id), secret), domain)
+    token = sign_reply_token(ReplyToken(person_id, thread_id, keys.current), keys)
+    return reply_address(slug, token, domain)
 
 
 def parse_recipient(address: str, domain: str) -> Recipient | None:
@@ -110,6 +154,13 @@ def parse_recipient(address: str, domain: str) -> Recipient | None:
 _LINK = struct.Struct(">QQ")  # subject id, expiry (Unix seconds)
 FIX_LINK_PURPOSE = "fix-update"  # lets an update's author correct what was posted
 UNSUBSCRIBE_PURPOSE = "unsubscribe"  # turns one person's digest off
+CONFIRM_ALIAS_PURPOSE = "confirm-alias"  # proves the alias's owner reads mail sent to it
+
+
+def approve_held_purpose(person_id: int) -> str:
+    """Approving a held message is bound to the member its reply address named: the link
+    sent to them does nothing in anyone else's hands."""
+    return f"approve-held {person_id}"
 
 
 def sign_link(purpose: str, subject_id: int, expires: datetime, secret: str) -> str:

@@ -26,7 +26,7 @@ from app.db import session_scope
 from app.models import DigestItem, Membership, OutboundMessage, Person, Team, Thread, Update
 from app.render import render_email, render_markdown
 from app.settings import Settings
-from app.tokens import UNSUBSCRIBE_PURPOSE, reply_address_for, sign_link
+from app.tokens import UNSUBSCRIBE_PURPOSE, ReplyKeys, reply_address_for, sign_link
 from digest.compose import DigestEntry, group_by_thread, local_time
 from digest.schedule import Schedule, digest_due
 
@@ -58,6 +58,7 @@ def new_updates_for(session: Session, person: Person) -> list[tuple[Update, Pers
         .join(author, author.id == Update.author_id)
         .where(
             Membership.person_id == person.id,
+            Thread.deleted_at.is_(None),  # type: ignore[union-attr]
             Update.author_id != person.id,
             Update.created_at >= Membership.joined_at,
             ~already,
@@ -72,8 +73,8 @@ def _entries(
     person: Person,
     settings: Settings,
     rendered: dict[int, Markup],
+    keys: ReplyKeys,
 ) -> list[DigestEntry]:
-    secret = settings.ensure_secret_key()
     entries = []
     for update, author, thread, team in rows:
         if update.id not in rendered:
@@ -94,7 +95,7 @@ def _entries(
                     thread.id,
                     team.slug,
                     settings.mail_domain,
-                    secret,  # type: ignore[arg-type]
+                    keys,
                 ),
                 archive_url=f"{settings.base_url}/threads/{thread.id}#u{update.id}",
             )
@@ -117,7 +118,8 @@ def plan_digest(
     rows = new_updates_for(session, person)
     if not rows:
         return None
-    entries = _entries(rows, person, settings, {} if rendered is None else rendered)
+    keys = store.load_reply_keys(session, settings.ensure_secret_key())
+    entries = _entries(rows, person, settings, {} if rendered is None else rendered, keys)
     sections = group_by_thread(entries)
     ids = [e.update_id for e in entries]
     key = f"digest:{person.id}:{min(ids)}-{max(ids)}:{len(ids)}"

@@ -61,7 +61,7 @@ def plan_checkin_prompt(
         thread.id,
         team.slug,
         settings.mail_domain,
-        settings.ensure_secret_key(),  # type: ignore[arg-type]
+        store.load_reply_keys(session, settings.ensure_secret_key()),
     )
     message_id = f"<checkin.{team.id}.{day.isoformat()}.{person.id}@{settings.mail_domain}>"
     msg = render_email(

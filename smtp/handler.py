@@ -1,7 +1,7 @@
 """The aiosmtpd handler: the SMTP reply strings a sender sees, and the journal-first promise.
 
 RCPT refuses addresses that are neither a team address nor a valid reply address, so
-we never relay. DATA refuses senders who are not members of the team (their server
+we never relay. DATA refuses senders who are not members of a team they write to (their server
 bounces it back to them, so nothing is lost), then commits the raw message to the
 journal, and only then answers 250. Parsing and storing the update happens after
 that, off the SMTP path.
@@ -21,9 +21,10 @@ from app import store
 from app.db import session_scope
 from app.errors import NotFound
 from app.settings import Settings
-from app.tokens import InvalidToken, parse_recipient, verify_reply_token
+from app.tokens import parse_recipient
 from smtp.classify import classify_message
 from smtp.parse import header_message, message_id_of, sender_address
+from smtp.reply_address import Refusal, check_reply_token
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class TidingsHandler:
         on_journaled: Callable[[int], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.settings = settings
         self.domain = settings.mail_domain
         self.secret = settings.ensure_secret_key()
         self.on_journaled = on_journaled
@@ -81,14 +83,11 @@ class TidingsHandler:
                 return f"550 5.1.1 <{address}>: no such team"
             if recipient.token is None:
                 return None
-            try:
-                claim = verify_reply_token(recipient.token, self.secret)
-                store.get_thread(db, claim.thread_id, [team.id])  # type: ignore[list-item]
-            except (InvalidToken, NotFound):
-                return (
-                    f"550 5.1.1 <{address}>: this reply address is not valid (altered, or"
-                    " for a thread that no longer exists); reply from the original email"
-                )
+            checked = check_reply_token(
+                db, team, recipient.token, self.secret, self.settings.team_address(team.slug)
+            )
+        if isinstance(checked, Refusal):
+            return f"550 5.1.1 <{address}>: {checked.detail}"
         return None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -136,7 +135,9 @@ class TidingsHandler:
         person = store.find_person(db, sender)
         for rcpt in rcpt_tos:
             recipient = parse_recipient(rcpt, self.domain)
-            if recipient is None:
+            # A reply address was checked at RCPT; a sender other than the member it was
+            # issued to is held for that member's approval by processing, not refused here.
+            if recipient is None or recipient.token is not None:
                 continue
             team = store.get_team(db, recipient.team_slug)
             if person is None or not store.is_member(db, team.id, person.id):  # type: ignore[arg-type]

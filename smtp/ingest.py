@@ -7,6 +7,7 @@ code and a sentence a person can read; nothing is ever deleted.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -23,14 +24,17 @@ from app.errors import NotFound
 from app.models import InboundMessage, Person, Team, Thread, Update, utcnow
 from app.render import render_email
 from app.settings import Settings
-from app.tokens import (
-    FIX_LINK_PURPOSE,
-    InvalidToken,
-    parse_recipient,
-    sign_link,
-    verify_reply_token,
+from app.tokens import FIX_LINK_PURPOSE, parse_recipient, sign_link
+from smtp.authcheck import QUARANTINE_REASON, dns_txt_lookup, sender_authentication
+from smtp.holds import hold_for_approval
+from smtp.parse import (
+    ParsedMessage,
+    UnparseableMessage,
+    header_message,
+    parse_message,
+    thread_title,
 )
-from smtp.parse import ParsedMessage, UnparseableMessage, parse_message, thread_title
+from smtp.reply_address import Refusal, ReplyClaim, check_reply_token
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +43,8 @@ SUBJECT_MATCH_WINDOW = timedelta(days=14)
 
 SWEEP_GRACE = timedelta(seconds=10)
 
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a message, or one of its recipients, did not become an update."""
-
-    reason: str
-    detail: str
+# One DNS client per resolver setting for the life of the process.
+_dns_lookup = functools.cache(dns_txt_lookup)
 
 
 @dataclass(frozen=True)
@@ -56,52 +55,74 @@ class Placement:
 
 
 def _place(
-    session: Session,
-    team: Team,
-    author: Person,
-    token: str | None,
-    parsed: ParsedMessage,
-    secret: str,
-) -> Placement | Refusal:
+    session: Session, team: Team, claim: ReplyClaim | None, parsed: ParsedMessage
+) -> Placement:
     """Where a message belongs, by the strongest evidence it carries: a reply token, then
-    In-Reply-To/References, then (for replies) a recently active thread's subject."""
-    if token is not None:
-        return _place_by_token(session, team, author, token, secret)
+    In-Reply-To/References, then Outlook's Thread-Index, then (for replies) a recently
+    active thread's subject; otherwise, and always for a forward, a new thread."""
+    if claim is not None:
+        if claim.thread.checkin_date is not None:
+            return Placement(claim.thread, None, "checkin")
+        return Placement(claim.thread, store.root_update(session, claim.thread.id), "reply-token")  # type: ignore[arg-type]
+    if not parsed.forwarded:
+        placement = _place_by_headers(session, team, parsed)
+        if placement is not None:
+            return placement
+    thread = Thread(team_id=team.id, title=thread_title(parsed.subject))  # type: ignore[arg-type]
+    session.add(thread)
+    session.flush()
+    return Placement(thread, None, "new-thread")
+
+
+def _place_by_headers(session: Session, team: Team, parsed: ParsedMessage) -> Placement | None:
     referenced = store.referenced_place(session, team.id, parsed.references)  # type: ignore[arg-type]
     if referenced is not None:
         thread, parent = referenced
         if parent is None and thread.checkin_date is None:
             parent = store.root_update(session, thread.id)  # type: ignore[arg-type]
         return Placement(thread, parent, "in-reply-to")
-    title = thread_title(parsed.subject)
+    if parsed.conversation:
+        thread = store.thread_in_conversation(session, team.id, parsed.conversation)  # type: ignore[arg-type]
+        if thread is not None:
+            return Placement(thread, store.root_update(session, thread.id), "thread-index")  # type: ignore[arg-type]
     if parsed.is_reply:
         since = utcnow() - SUBJECT_MATCH_WINDOW
+        title = thread_title(parsed.subject)
         thread = store.recent_thread_titled(session, team.id, title, since)  # type: ignore[arg-type]
         if thread is not None:
             return Placement(thread, store.root_update(session, thread.id), "subject")  # type: ignore[arg-type]
-    thread = Thread(team_id=team.id, title=title)  # type: ignore[arg-type]
-    session.add(thread)
-    session.flush()
-    return Placement(thread, None, "new-thread")
+    return None
 
 
-def _place_by_token(
-    session: Session, team: Team, author: Person, token: str, secret: str
-) -> Placement | Refusal:
-    try:
-        claim = verify_reply_token(token, secret)
-        thread = store.get_thread(session, claim.thread_id, [team.id])  # type: ignore[list-item]
-    except (InvalidToken, NotFound) as exc:
-        return Refusal("bad-token", f"The reply address is not valid: {exc}.")
-    if claim.person_id != author.id:
-        return Refusal(
-            "unverified-sender",
-            f"The reply address was issued to someone else, but the message is from"
-            f" {author.email}; it is held until that person approves it.",
-        )
-    if thread.checkin_date is not None:
-        return Placement(thread, None, "checkin")
-    return Placement(thread, store.root_update(session, thread.id), "reply-token")  # type: ignore[arg-type]
+def _author(
+    session: Session,
+    entry: InboundMessage,
+    parsed: ParsedMessage,
+    team: Team,
+    claim: ReplyClaim | None,
+    settings: Settings,
+) -> Person | Refusal:
+    """Who the post appears under. A reply token vouches for its member only when the mail
+    is also from them (or an alias of theirs), or when they approved it."""
+    sender = store.find_person(session, parsed.from_address)
+    if claim is None:
+        if sender is None or not store.is_member(session, team.id, sender.id):  # type: ignore[arg-type]
+            return Refusal(
+                "not-a-member",
+                f"{parsed.from_address or 'The sender'} is not a member of {team.slug}.",
+            )
+        return sender
+    if (sender is not None and sender.id == claim.person.id) or (
+        entry.approved_by_id == claim.person.id
+    ):
+        return claim.person
+    hold_for_approval(session, entry, parsed, team, claim, settings)
+    return Refusal(
+        "unverified-sender",
+        f"The reply address was issued to {claim.person.email}, but the message is from"
+        f" {parsed.from_address or 'an unknown sender'}; it is held until"
+        f" {claim.person.name} approves it.",
+    )
 
 
 def _store_for_recipient(
@@ -118,11 +139,18 @@ def _store_for_recipient(
         team = store.get_team(session, recipient.team_slug)
     except NotFound:
         return Refusal("unknown-team", f"There is no team '{recipient.team_slug}'.")
-    author = store.find_person(session, parsed.from_address)
-    if author is None or not store.is_member(session, team.id, author.id):  # type: ignore[arg-type]
-        return Refusal(
-            "not-a-member", f"{parsed.from_address or 'The sender'} is not a member of {team.slug}."
+    claim = None
+    if recipient.token is not None:
+        checked = check_reply_token(
+            session,
+            team,
+            recipient.token,
+            settings.ensure_secret_key(),
+            settings.team_address(team.slug),
         )
+        if isinstance(checked, Refusal):
+            return checked
+        claim = checked
     if parsed.message_id and store.update_exists(session, team.id, parsed.message_id):  # type: ignore[arg-type]
         return Refusal(
             "duplicate", f"Message {parsed.message_id} was already posted to {team.slug}."
@@ -136,9 +164,10 @@ def _store_for_recipient(
             )
     if not parsed.text.strip() and not parsed.attachments:
         return Refusal("empty-reply", "The message had no new text of its own after trimming.")
-    placement = _place(session, team, author, recipient.token, parsed, settings.ensure_secret_key())
-    if isinstance(placement, Refusal):
-        return placement
+    author = _author(session, entry, parsed, team, claim, settings)
+    if isinstance(author, Refusal):
+        return author
+    placement = _place(session, team, claim, parsed)
     update = store.add_update(
         session,
         thread=placement.thread,
@@ -151,6 +180,7 @@ def _store_for_recipient(
         content_hash=content_hash,
         inbound_id=entry.id,
         placed_by=placement.placed_by,
+        thread_index=parsed.conversation,
         attachments=parsed.attachments,
     )
     if not parsed.confident:
@@ -207,6 +237,8 @@ def queue_posted_as_receipt(
         person=author,
         message=message,
     )
+    # Its From is the team address: an answer to it belongs in the thread, not a new one.
+    store.remember_sent(session, str(message["Message-ID"]), thread, author)
 
 
 def process_entry(session: Session, entry: InboundMessage, settings: Settings) -> None:
@@ -220,6 +252,17 @@ def process_entry(session: Session, entry: InboundMessage, settings: Settings) -
     if kind != "human":
         detail = parsed.classification.detail or f"Recognised as {kind.replace('_', '-')}."
         store.finish_inbound(session, entry, "quarantined", kind.replace("_", "-"), detail)
+        return
+    verdict = sender_authentication(
+        entry.raw,
+        header_message(entry.raw),
+        parsed.from_address,
+        settings.trusted_authserv_id_set,
+        settings.dkim_verify,
+        _dns_lookup(settings.dns_resolver),
+    )
+    if verdict.failed:
+        store.finish_inbound(session, entry, "quarantined", QUARANTINE_REASON, verdict.detail)
         return
     results = [
         _store_for_recipient(session, entry, parsed, rcpt, settings)

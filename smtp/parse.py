@@ -16,12 +16,15 @@ import mailparser
 from app.store import NewAttachment
 from smtp.classify import Classification, classify_message
 from smtp.extract import extract_reply_parts
+from smtp.forward import find_forward, forward_markdown
+from smtp.trim import Reply
 
 _SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|antw|wg|tr|rv|vs)\s*(\[\d+\])?\s*:\s*)+", re.I)
 # Reply prefixes only (forwards start new threads): en, de, nl, sv/da/no, fi, pl, tr, it, pt.
 _REPLY_PREFIX = re.compile(r"^\s*(re|aw|antw|sv|vs|odp|ynt|r|res)\s*(\[\d+\])?\s*:", re.I)
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
 MAX_REFERENCES = 20
+_THREAD_INDEX_ROOT = 22
 
 
 class UnparseableMessage(ValueError):
@@ -40,6 +43,8 @@ class ParsedMessage:
     classification: Classification
     attachments: list[NewAttachment] = field(default_factory=list)
     references: list[str] = field(default_factory=list)  # newest first
+    conversation: str | None = None  # Outlook's Thread-Index conversation key
+    forwarded: bool = False  # text holds a forwarded message, marked as such
 
     @property
     def is_reply(self) -> bool:
@@ -69,6 +74,19 @@ def references_of(message: Message) -> list[str]:
     in_reply_to = _MESSAGE_ID.findall(str(message.get("In-Reply-To", "") or ""))
     references = _MESSAGE_ID.findall(str(message.get("References", "") or ""))[::-1]
     return list(dict.fromkeys(in_reply_to + references))[:MAX_REFERENCES]
+
+
+def conversation_key(message: Message) -> str | None:
+    """Outlook's conversation key: the first 22 bytes of Thread-Index (a timestamp and a
+    GUID), which every reply in the conversation repeats before its own 5-byte suffix."""
+    value = "".join(str(message.get("Thread-Index", "") or "").split())
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < _THREAD_INDEX_ROOT or (len(raw) - _THREAD_INDEX_ROOT) % 5:
+        return None
+    return base64.b64encode(raw[:_THREAD_INDEX_ROOT]).decode()
 
 
 def thread_title(subject: str) -> str:
@@ -105,6 +123,11 @@ def parse_message(raw: bytes) -> ParsedMessage:
         raise UnparseableMessage(f"MIME structure could not be parsed: {exc}") from exc
     name, address = parseaddr(str(headers.get("From", "") or ""))
     reply = extract_reply_parts(raw)
+    forward = find_forward(raw)
+    if forward is not None:
+        # A forward shares someone else's message: keep it whole, marked as forwarded,
+        # instead of trimming it away as quoted history.
+        reply = Reply(forward_markdown(forward), "", True)
     return ParsedMessage(
         from_address=sender_address(headers) or address.lower(),
         from_name=name,
@@ -116,4 +139,6 @@ def parse_message(raw: bytes) -> ParsedMessage:
         classification=classify_message(headers),
         attachments=_attachments(parsed),
         references=references_of(headers),
+        conversation=conversation_key(headers),
+        forwarded=forward is not None,
     )

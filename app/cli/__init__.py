@@ -36,12 +36,18 @@ cli = typer.Typer(
 )
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 team_cli = typer.Typer(help="Create and list teams.", no_args_is_help=True)
-member_cli = typer.Typer(help="Add and list team members.", no_args_is_help=True)
+member_cli = typer.Typer(help="Add, remove and list team members.", no_args_is_help=True)
 checkin_cli = typer.Typer(help="Check-in questions.", no_args_is_help=True)
 digest_cli = typer.Typer(help="Digests.", no_args_is_help=True)
 token_cli = typer.Typer(help="API tokens.", no_args_is_help=True)
 quarantine_cli = typer.Typer(help="Mail that was kept but not posted.", no_args_is_help=True)
 search_cli = typer.Typer(help="The full-text search index.", no_args_is_help=True)
+alias_cli = typer.Typer(
+    help="Other addresses a member writes from (each confirmed by a link sent to it).",
+    no_args_is_help=True,
+)
+thread_cli = typer.Typer(help="Threads in the archive.", no_args_is_help=True)
+secret_cli = typer.Typer(help="Rotate the keys that sign reply addresses.", no_args_is_help=True)
 for sub, name in [
     (db_cli, "db"),
     (team_cli, "team"),
@@ -51,8 +57,11 @@ for sub, name in [
     (token_cli, "token"),
     (quarantine_cli, "quarantine"),
     (search_cli, "search"),
+    (secret_cli, "secret"),
+    (thread_cli, "thread"),
 ]:
     cli.add_typer(sub, name=name)
+member_cli.add_typer(alias_cli, name="alias")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -130,6 +139,9 @@ def configure_logging(level: str) -> None:
     # mail-parser warns about every MIME type it has no special handling for (normal
     # mail, not news); aiosmtpd logs every SMTP command and Alembic every step.
     logging.getLogger("mailparser").setLevel(logging.ERROR)
+    # dkimpy logs a failed key lookup as an ERROR; our own verdict in the quarantine says
+    # what it means for the message.
+    logging.getLogger("dkimpy").setLevel(logging.CRITICAL)
     for chatty in ("mail.log", "alembic"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
 
@@ -334,6 +346,103 @@ def member_list(
         )
 
 
+@member_cli.command("remove")
+def member_remove(
+    slug: Annotated[str, typer.Argument(help="The team's slug.")],
+    email: Annotated[str, typer.Argument(help="The member's address (or a confirmed alias).")],
+) -> None:
+    """Take someone out of a team. Their posts stay in the archive; mail they send to the
+    team, or to reply addresses they were given, is refused with a reason from now on.
+
+    Example: tidings member remove eng alice@example.com
+    """
+    person = with_session(store.remove_member, slug, email)
+    say(f"{person.name} <{person.email}> is no longer a member of {slug.lower()}.")
+
+
+@alias_cli.command("add")
+def alias_add(
+    member: Annotated[str, typer.Argument(help="The member's main address.")],
+    alias: Annotated[str, typer.Argument(help="The other address they write from.")],
+) -> None:
+    """Let a member post from another address. A confirmation link is mailed to that
+    address; mail from it counts as theirs once the link is followed. Running it again
+    for an unconfirmed alias sends a new link.
+
+    Example: tidings member alias add alice@example.com alice@home.example
+    """
+    from app.aliases import request_alias
+
+    cfg = settings()
+    engine = ready_engine(cfg)
+    try:
+        with session_scope(engine) as session:
+            record = request_alias(session, member, alias, cfg, utcnow())
+            confirmed = record.confirmed_at is not None
+            address = record.email
+    except TidingsError as exc:
+        fail(exc)
+    if confirmed:
+        say(f"{address} is already a confirmed alias of {member}.")
+        return
+    say(f"Confirmation link for {address} queued; it counts once the link is followed.")
+    _deliver(cfg, engine)
+
+
+@alias_cli.command("list")
+def alias_list(
+    member: Annotated[str, typer.Argument(help="The member's main address.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a member's alias addresses and whether each is confirmed.
+
+    Example: tidings member alias list alice@example.com
+    """
+
+    def rows(session: Any) -> list[dict[str, Any]]:
+        person = store.find_person(session, member)
+        if person is None:
+            raise TidingsError(f"No member with the address {member}.")
+        return [
+            {"alias": a.email, "confirmed": a.confirmed_at is not None}
+            for a in store.aliases_of(session, person.id)  # type: ignore[arg-type]
+        ]
+
+    found = with_session(rows)
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        say(f"No aliases. Add one: tidings member alias add {member} other@example.com")
+    for r in found:
+        typer.echo(f"{r['alias']:<40} {'confirmed' if r['confirmed'] else 'waiting for the link'}")
+
+
+@alias_cli.command("remove")
+def alias_remove(
+    alias: Annotated[str, typer.Argument(help="The alias address.")],
+) -> None:
+    """Stop treating an address as a member's alias.
+
+    Example: tidings member alias remove alice@home.example
+    """
+    record = with_session(store.remove_alias, alias)
+    say(f"{record.email} is no longer an alias.")
+
+
+@thread_cli.command("delete")
+def thread_delete(
+    thread_id: Annotated[int, typer.Argument(help="The thread's number, as in its URL.")],
+) -> None:
+    """Take a thread out of the archive, search and digests. Nothing is erased (the posts
+    and the raw mail stay in the database); replies to it are refused with a reason.
+
+    Example: tidings thread delete 42
+    """
+    thread = with_session(store.delete_thread, thread_id)
+    say(f"Thread {thread.id} ({thread.title}) is deleted from the archive.")
+
+
 # Outbound -------------------------------------------------------------------------------
 
 
@@ -454,6 +563,77 @@ def search_reindex() -> None:
     """
     say("Rebuilding the search index ...")
     say(with_session(reindex))
+
+
+# Reply-token keys -----------------------------------------------------------------------
+
+
+def _key_rows(session: Any) -> list[dict[str, Any]]:
+    keys = store.signing_keys(session)
+    signing = max((k.version for k in keys if k.retired_at is None), default=None)
+    return [
+        {
+            "version": k.version,
+            "created_at": k.created_at.isoformat(timespec="seconds"),
+            "status": "retired"
+            if k.retired_at
+            else ("signing" if k.version == signing else "verifying"),
+            "retired_at": k.retired_at.isoformat(timespec="seconds") if k.retired_at else None,
+        }
+        for k in keys
+    ]
+
+
+@secret_cli.command("list")
+def secret_list(as_json: JsonOpt = False) -> None:
+    """Show the key versions for reply addresses: the one signing new mail, those still
+    accepted from older mail, and retired ones.
+
+    Example: tidings secret list
+    """
+    rows = with_session(_key_rows)
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        typer.echo(f"v{r['version']:<4} {r['status']:<10} created {r['created_at']}")
+
+
+@secret_cli.command("rotate")
+def secret_rotate() -> None:
+    """Sign reply addresses in new mail with a fresh key version. Addresses in mail already
+    sent keep working until you retire their version with `tidings secret retire`, so
+    rotate first, wait until old mail no longer matters (a few weeks), then retire.
+
+    Example: tidings secret rotate
+    """
+
+    def rotate(session: Any) -> tuple[int, list[int]]:
+        key = store.rotate_signing_key(session)
+        older = [k.version for k in store.signing_keys(session) if k.retired_at is None]
+        return key.version, [v for v in older if v != key.version]
+
+    version, older = with_session(rotate)
+    say(f"New reply addresses are signed with key version {version}.")
+    if older:
+        listed = ", ".join(str(v) for v in older)
+        say(
+            f"Addresses in older mail (version {listed}) still work; when they no longer"
+            f" matter, run: tidings secret retire {older[-1]}"
+        )
+
+
+@secret_cli.command("retire")
+def secret_retire(
+    version: Annotated[int, typer.Argument(help="The key version, from `tidings secret list`.")],
+) -> None:
+    """Stop accepting reply addresses signed with an old key version. Replies to them are
+    refused with a message telling the sender to write to the team address instead.
+
+    Example: tidings secret retire 1
+    """
+    with_session(store.retire_signing_key, version)
+    say(f"Key version {version} is retired: reply addresses signed with it are refused.")
 
 
 def main() -> None:

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 import uvicorn
 from sqlalchemy import Engine
 
+from app.errors import TidingsError
 from app.main import create_app
 from app.models import utcnow
 from app.settings import Settings
 from digest.build import run_digests
 from digest.checkin import run_checkins
 from digest.send import Transport, deliver_pending, transport_from_url
+from smtp.authcheck import dns_txt_lookup
 from smtp.handler import TidingsHandler, make_smtp_server
 from smtp.ingest import process_journal_entry, process_pending
 
@@ -78,6 +80,12 @@ async def run_services(
     settings: Settings, engine: Engine, parts: Parts, announce: Callable[[str], None]
 ) -> None:
     """Run the chosen parts until SIGINT/SIGTERM; `announce` prints where each one is."""
+    try:
+        dns_txt_lookup(settings.dns_resolver)
+    except ValueError as exc:
+        raise TidingsError(
+            str(exc), "Set TIDINGS_DNS_RESOLVER to an IP such as 127.0.0.1:53, or leave it empty."
+        ) from exc
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import mailbox
 import os
 import smtplib
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from email.utils import getaddresses
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,8 +22,10 @@ import httpx
 from sqlalchemy import func
 from sqlmodel import select
 
+from app import store
 from app.db import make_engine, session_scope
 from app.models import InboundMessage
+from app.tokens import ReplyKeys
 
 T = TypeVar("T")
 BIN = Path(sys.executable).parent
@@ -121,6 +125,20 @@ class Stack:
         # httpx replaces a URL's own query string with `params`, even an empty one.
         return httpx.get(f"{self.base_url}{path}", params=params or None, timeout=10)
 
+    def secret(self) -> str:
+        """The secret key the stack generated into its data directory."""
+        return (self.data_dir / "secret_key").read_text().strip()
+
+    def reply_keys(self) -> ReplyKeys:
+        """The keys the running stack signs and verifies reply addresses with."""
+        secret = self.secret()
+        engine = make_engine(self.env["TIDINGS_DATABASE_URL"])
+        try:
+            with session_scope(engine) as session:
+                return store.load_reply_keys(session, secret)
+        finally:
+            engine.dispose()
+
     def outbox(self) -> list[EmailMessage]:
         box = mailbox.Maildir(self.data_dir / "outbox", create=True)
         return [
@@ -163,3 +181,40 @@ def mail(sender: str, to: str, subject: str, body: str, **headers: str) -> Email
         msg[name.replace("_", "-")] = value
     msg.set_content(body)
     return msg
+
+
+# What a user sees ----------------------------------------------------------------------
+
+
+def threads(stack: Stack, team: str = "eng") -> list[dict]:
+    response = stack.api(f"/teams/{team}/threads")
+    response.raise_for_status()
+    return response.json()
+
+
+def thread_titled(stack: Stack, title: str, team: str = "eng") -> dict | None:
+    return next((t for t in threads(stack, team) if t["title"] == title), None)
+
+
+def updates_of(stack: Stack, thread_id: int) -> list[dict]:
+    return stack.api(f"/threads/{thread_id}").json()["updates"]
+
+
+def reply_address_of(msg: EmailMessage) -> str:
+    return getaddresses([str(msg["Reply-To"])])[0][1]
+
+
+def digests_for(stack: Stack, address: str) -> list[EmailMessage]:
+    return [
+        m
+        for m in stack.outbox()
+        if m["From"].addresses[0].username == "digest" and m["To"].addresses[0].addr_spec == address
+    ]
+
+
+def quarantine_reasons(stack: Stack) -> list[str]:
+    return [e["reason"] for e in quarantined(stack)]
+
+
+def quarantined(stack: Stack) -> list[dict]:
+    return json.loads(stack.cli("quarantine", "list", "--json").stdout)

@@ -13,8 +13,6 @@ import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import getaddresses
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -23,7 +21,21 @@ import pytest
 from app.tokens import FIX_LINK_PURPOSE, parse_recipient, sign_link, verify_reply_token
 from tests.conftest import free_port
 from tests.e2e.sink import running_sink
-from tests.e2e.stack import BIN, DOMAIN, Stack, journal_settled, mail, make_stack, wait_for
+from tests.e2e.stack import (
+    BIN,
+    DOMAIN,
+    Stack,
+    digests_for,
+    journal_settled,
+    mail,
+    make_stack,
+    quarantine_reasons,
+    reply_address_of,
+    thread_titled,
+    threads,
+    updates_of,
+    wait_for,
+)
 
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.org", "carol@example.net"
 TEAM = f"eng@{DOMAIN}"
@@ -50,29 +62,11 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         stack.stop()
 
 
-def threads(stack: Stack) -> list[dict]:
-    response = stack.api("/teams/eng/threads")
-    response.raise_for_status()
-    return response.json()
-
-
-def thread_titled(stack: Stack, title: str) -> dict | None:
-    return next((t for t in threads(stack) if t["title"] == title), None)
-
-
-def updates_of(stack: Stack, thread_id: int) -> list[dict]:
-    return stack.api(f"/threads/{thread_id}").json()["updates"]
-
-
 def post(stack: Stack, subject: str, body: str, title: str = "") -> dict:
     """Alice mails the team; returns the new thread (titled `title` or the subject)."""
     stack.send(mail(ALICE, TEAM, subject, body), ALICE, TEAM)
     title = title or subject
     return wait_for(lambda: thread_titled(stack, title), what=f"thread {title!r}")
-
-
-def reply_address_of(msg: EmailMessage) -> str:
-    return getaddresses([str(msg["Reply-To"])])[0][1]
 
 
 def test_plain_mail_becomes_a_thread(stack: Stack) -> None:
@@ -198,7 +192,7 @@ def test_checkin_prompt_and_reply_land_in_the_checkin_thread(stack: Stack) -> No
     assert to_bob.get_content_type() == "multipart/alternative"
     assert to_bob["Auto-Submitted"] == "auto-generated"
     address = reply_address_of(to_bob)
-    claim = verify_reply_token(parse_recipient(address, DOMAIN).token, _secret(stack))
+    claim = verify_reply_token(parse_recipient(address, DOMAIN).token, stack.reply_keys())
     reply = mail(
         BOB,
         address,
@@ -212,18 +206,6 @@ def test_checkin_prompt_and_reply_land_in_the_checkin_thread(stack: Stack) -> No
     assert update["author"]["email"] == BOB and update["placed_by"] == "checkin"
     bobs_today = datetime.now(ZoneInfo("America/New_York")).date().isoformat()
     assert stack.api(f"/threads/{thread_id}").json()["checkin_date"] == bobs_today
-
-
-def _secret(stack: Stack) -> str:
-    return (Path(stack.env["TIDINGS_DATA_DIR"]) / "secret_key").read_text().strip()
-
-
-def digests_for(stack: Stack, address: str) -> list[EmailMessage]:
-    return [
-        m
-        for m in stack.outbox()
-        if m["From"].addresses[0].username == "digest" and m["To"].addresses[0].addr_spec == address
-    ]
 
 
 def test_digest_then_reply_to_an_item_lands_in_that_thread(stack: Stack) -> None:
@@ -242,13 +224,13 @@ def test_digest_then_reply_to_an_item_lands_in_that_thread(stack: Stack) -> None
     # Every reply address in the digest verifies, names Bob, and points at a real thread.
     addresses = {a for a in text.split() if a.startswith("eng+r.")}
     claims = [
-        verify_reply_token(parse_recipient(a, DOMAIN).token, _secret(stack)) for a in addresses
+        verify_reply_token(parse_recipient(a, DOMAIN).token, stack.reply_keys()) for a in addresses
     ]
     assert claims and all(c.person_id == claims[0].person_id for c in claims)
     item_address = next(
         a
         for a in addresses
-        if verify_reply_token(parse_recipient(a, DOMAIN).token, _secret(stack)).thread_id
+        if verify_reply_token(parse_recipient(a, DOMAIN).token, stack.reply_keys()).thread_id
         == thread["id"]
     )
 
@@ -278,7 +260,7 @@ def test_single_thread_digest_can_be_answered_with_plain_reply(stack: Stack) -> 
     digest = digests_for(stack, BOB)[-1]
     assert "Release train" in str(digest["Subject"])
     address = reply_address_of(digest)  # the digest's own Reply-To: one thread, unambiguous
-    claim = verify_reply_token(parse_recipient(address, DOMAIN).token, _secret(stack))
+    claim = verify_reply_token(parse_recipient(address, DOMAIN).token, stack.reply_keys())
     assert claim.thread_id == thread["id"]
     quoted = "\n".join(
         "> " + line for line in digest.get_body(("plain",)).get_content().splitlines()
@@ -429,10 +411,6 @@ def test_digest_through_the_smtp_transport_reaches_a_real_server(stack: Stack) -
     assert "Sent through a relay." in msg.get_body(("plain",)).get_content()
 
 
-def quarantine_reasons(stack: Stack) -> list[str]:
-    return [e["reason"] for e in json.loads(stack.cli("quarantine", "list", "--json").stdout)]
-
-
 def test_bounce_from_mailer_daemon_is_kept_not_posted(stack: Stack) -> None:
     dsn = (
         f"From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\nTo: {TEAM}\r\n"
@@ -458,7 +436,7 @@ def test_reply_token_used_by_another_member_is_held(stack: Stack) -> None:
     )
     bobs_address = reply_address_of(to_bob)
     thread_id = verify_reply_token(
-        parse_recipient(bobs_address, DOMAIN).token, _secret(stack)
+        parse_recipient(bobs_address, DOMAIN).token, stack.reply_keys()
     ).thread_id
     before = len(updates_of(stack, thread_id))
     stack.send(mail(ALICE, bobs_address, "Re: check-in", "Posting as Bob?"), ALICE, bobs_address)
@@ -469,7 +447,7 @@ def test_reply_token_used_by_another_member_is_held(stack: Stack) -> None:
 def fix_link(stack: Stack, update_id: int) -> str:
     """The link a 'posted as' receipt carries (signed with the server's own secret)."""
     token = sign_link(
-        FIX_LINK_PURPOSE, update_id, datetime.now(UTC) + timedelta(days=14), _secret(stack)
+        FIX_LINK_PURPOSE, update_id, datetime.now(UTC) + timedelta(days=14), stack.secret()
     )
     return f"/updates/{update_id}/fix?t={token}"
 
@@ -552,6 +530,16 @@ def test_unsure_extraction_sends_a_receipt_whose_link_fixes_the_post(stack: Stac
     thread_id = int(saved.headers["location"].split("/threads/")[1].split("#")[0])
     [fixed] = [u for u in updates_of(stack, thread_id) if u["author"]["email"] == ALICE]
     assert fixed["body"] == "Agreed with everything, and the planning notes look right."
+    # Answering the receipt (it comes from the team address) adds to the same thread.
+    answer = mail(
+        ALICE, TEAM, f"Re: {msg['Subject']}", "Thanks, fixed.", In_Reply_To=str(msg["Message-ID"])
+    )
+    stack.send(answer, ALICE, TEAM)
+    updates = wait_for(
+        lambda: (u := updates_of(stack, thread_id)) and u[-1]["body"] == "Thanks, fixed." and u,
+        what="the answer to the receipt",
+    )
+    assert updates[-1]["placed_by"] == "in-reply-to"
     # A confident extraction sends no receipt: only this one is in the outbox.
     assert sum("please check" in str(m["Subject"]) for m in stack.outbox()) == 1
 
@@ -579,7 +567,7 @@ def test_answer_to_checkin_sent_to_team_address_finds_the_checkin_thread(stack: 
         if m["To"].addresses[0].addr_spec == ALICE and "What did you get done" in str(m["Subject"])
     )
     thread_id = verify_reply_token(
-        parse_recipient(reply_address_of(prompt), DOMAIN).token, _secret(stack)
+        parse_recipient(reply_address_of(prompt), DOMAIN).token, stack.reply_keys()
     ).thread_id
     before = len(updates_of(stack, thread_id))
     # Replying to the From address (the team) instead of Reply-To, References kept.

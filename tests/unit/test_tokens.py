@@ -11,9 +11,13 @@ from hypothesis import strategies as st
 from app.tokens import (
     InvalidToken,
     Recipient,
+    ReplyKeys,
     ReplyToken,
+    RetiredKey,
     parse_recipient,
     reply_address,
+    reply_address_for,
+    reply_keys,
     sign_link,
     sign_reply_token,
     verify_link,
@@ -21,35 +25,88 @@ from app.tokens import (
 )
 
 SECRET = "unit-test-secret"
+KEYS = reply_keys(SECRET, [(1, "")])
 ids = st.integers(min_value=1, max_value=2**32 - 1)
+salts = st.text("0123456789abcdef", min_size=32, max_size=32)
+
+
+def token_for(person_id: int, thread_id: int, keys: ReplyKeys = KEYS) -> str:
+    return sign_reply_token(ReplyToken(person_id, thread_id, keys.current), keys)
 
 
 @given(ids, ids)
 def test_round_trip_in_any_case(person_id: int, thread_id: int) -> None:
-    token = sign_reply_token(ReplyToken(person_id, thread_id), SECRET)
+    token = token_for(person_id, thread_id)
     assert len(f"eng+r.{token}") <= 64  # fits an address local part
     for spelling in (token, token.upper(), token.swapcase()):
-        assert verify_reply_token(spelling, SECRET) == ReplyToken(person_id, thread_id)
+        assert verify_reply_token(spelling, KEYS) == ReplyToken(person_id, thread_id, 1)
 
 
 @given(ids, ids, st.data())
 def test_any_changed_character_fails(person_id: int, thread_id: int, data: st.DataObject) -> None:
-    token = sign_reply_token(ReplyToken(person_id, thread_id), SECRET)
+    token = token_for(person_id, thread_id)
     index = data.draw(st.integers(0, len(token) - 1))
     alphabet = "abcdefghijklmnopqrstuvwxyz234567"
-    replacement = data.draw(st.sampled_from([c for c in alphabet if c != token[index]]))
+    replacement = data.draw(
+        st.sampled_from([c for c in alphabet + alphabet.upper() if c.lower() != token[index]])
+    )
     tampered = token[:index] + replacement + token[index + 1 :]
     with pytest.raises(InvalidToken):
-        verify_reply_token(tampered, SECRET)
+        verify_reply_token(tampered, KEYS)
 
 
 def test_other_secret_or_garbage_fails() -> None:
-    token = sign_reply_token(ReplyToken(1, 2), SECRET)
+    token = token_for(1, 2)
     with pytest.raises(InvalidToken):
-        verify_reply_token(token, "another-secret")
+        verify_reply_token(token, reply_keys("another-secret", [(1, "")]))
     for garbage in ["", "abc", "!!!!", token + "a", token[:-1]]:
         with pytest.raises(InvalidToken):
-            verify_reply_token(garbage, SECRET)
+            verify_reply_token(garbage, KEYS)
+
+
+@given(ids, ids, salts)
+def test_tokens_verify_across_a_rotation_until_their_version_is_retired(
+    person_id: int, thread_id: int, salt: str
+) -> None:
+    old = token_for(person_id, thread_id)
+    rotated = reply_keys(SECRET, [(1, ""), (2, salt)])
+    new = token_for(person_id, thread_id, rotated)
+    assert rotated.current == 2 and new != old
+    assert verify_reply_token(old, rotated) == ReplyToken(person_id, thread_id, 1)
+    assert verify_reply_token(new.upper(), rotated) == ReplyToken(person_id, thread_id, 2)
+    retired = reply_keys(SECRET, [(2, salt)], retired=[(1, "")])
+    assert verify_reply_token(new, retired).key_version == 2
+    with pytest.raises(RetiredKey):
+        verify_reply_token(old, retired)
+    altered = old[:-1] + ("a" if old[-1] != "a" else "b")
+    with pytest.raises(InvalidToken) as refused:  # an altered old token is not "retired"
+        verify_reply_token(altered, retired)
+    assert not isinstance(refused.value, RetiredKey)
+    with pytest.raises(InvalidToken):  # a new version never verifies before it exists
+        verify_reply_token(new, KEYS)
+
+
+@given(ids, ids, salts, salts)
+def test_a_version_is_bound_to_its_salt(
+    person_id: int, thread_id: int, salt: str, other: str
+) -> None:
+    """Two deployments (or a restored backup) that rotated separately do not accept each
+    other's new tokens even with the same secret and version number."""
+    ours = reply_keys(SECRET, [(2, salt)])
+    theirs = reply_keys(SECRET, [(2, other)])
+    token = token_for(person_id, thread_id, ours)
+    if salt == other:
+        assert verify_reply_token(token, theirs).person_id == person_id
+    else:
+        with pytest.raises(InvalidToken):
+            verify_reply_token(token, theirs)
+
+
+def test_reply_address_names_the_current_version() -> None:
+    rotated = reply_keys(SECRET, [(1, ""), (3, "ab" * 16)])
+    address = reply_address_for(7, 9, "eng", "mail.example.com", rotated)
+    token = parse_recipient(address, "mail.example.com").token  # type: ignore[union-attr]
+    assert verify_reply_token(token, rotated) == ReplyToken(7, 9, 3)  # type: ignore[arg-type]
 
 
 def test_reply_address_round_trips_through_recipient_parsing() -> None:
