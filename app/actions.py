@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -237,26 +237,16 @@ def _decide(
     return page(request, "message.html", heading="Discarded", text="The reply will not be posted.")
 
 
-@router.post("/held/{entry_id}/approve", response_class=HTMLResponse)
-def held_approve(
+@router.post("/held/{entry_id}/{decision}", response_class=HTMLResponse)
+def held_decide(
     request: Request,
     session: SessionDep,
     entry_id: int,
+    decision: Literal["approve", "discard"],
     p: Annotated[int, Form()] = 0,
     t: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    return _decide(request, session, entry_id, p, t, approve=True)
-
-
-@router.post("/held/{entry_id}/discard", response_class=HTMLResponse)
-def held_discard(
-    request: Request,
-    session: SessionDep,
-    entry_id: int,
-    p: Annotated[int, Form()] = 0,
-    t: Annotated[str, Form()] = "",
-) -> HTMLResponse:
-    return _decide(request, session, entry_id, p, t, approve=False)
+    return _decide(request, session, entry_id, p, t, approve=decision == "approve")
 
 
 # Alias confirmation ---------------------------------------------------------------------
