@@ -19,9 +19,15 @@ from smtp.extract import extract_reply_parts
 from smtp.forward import find_forward, forward_markdown
 from smtp.trim import Reply
 
-_SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|antw|wg|tr|rv|vs)\s*(\[\d+\])?\s*:\s*)+", re.I)
+# Mailing-list tags ("[eng] ") come before or between the prefixes; both go from titles.
+_LIST_TAG = r"\[[^\[\]]{1,40}\]\s*"
+_SUBJECT_PREFIX = re.compile(
+    rf"^\s*((re|fwd?|aw|sv|antw|wg|tr|rv|vs)\s*(\[\d+\])?\s*:\s*|{_LIST_TAG})+", re.I
+)
 # Reply prefixes only (forwards start new threads): en, de, nl, sv/da/no, fi, pl, tr, it, pt.
-_REPLY_PREFIX = re.compile(r"^\s*(re|aw|antw|sv|vs|odp|ynt|r|res)\s*(\[\d+\])?\s*:", re.I)
+_REPLY_PREFIX = re.compile(
+    rf"^\s*({_LIST_TAG})*(re|aw|antw|sv|vs|odp|ynt|r|res)\s*(\[\d+\])?\s*:", re.I
+)
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
 MAX_REFERENCES = 20
 _THREAD_INDEX_ROOT = 22

@@ -129,6 +129,13 @@ def test_outlook_reply_with_only_thread_index_finds_its_thread(stack: Stack) -> 
     assert updates[1]["body"] == "I'll bring boxes."
 
 
+def test_reply_through_a_mailing_list_that_tags_subjects_finds_its_thread(stack: Stack) -> None:
+    thread = post(stack, "Standup notes", "Notes are in the wiki.")
+    stack.send(mail(BOB, TEAM, "[eng-list] RE : Standup notes", "Added mine."), BOB, TEAM)
+    updates = wait_for(lambda: (u := updates_of(stack, thread["id"])) and len(u) == 2 and u)
+    assert updates[1]["placed_by"] == "subject" and updates[1]["body"] == "Added mine."
+
+
 def test_reply_to_a_two_week_old_digest_finds_its_thread(stack: Stack) -> None:
     stack.cli("digest", "run", "--now")  # earlier posts go out first: this digest has one thread
     thread = post(stack, "Quarterly goals", "Draft goals are in the doc.")

@@ -15,10 +15,24 @@ from smtp.parse import header_message, message_id_of, parse_message, sender_addr
         ("Re[2]: Weekly plan", "Weekly plan"),
         ("  ", "(no subject)"),
         ("Regarding the plan", "Regarding the plan"),
+        ("RE : Weekly plan", "Weekly plan"),
+        ("[eng] Re: Weekly plan", "Weekly plan"),
+        ("Re: [eng] Weekly plan", "Weekly plan"),
+        ("[eng] Weekly plan", "Weekly plan"),
+        ("Plan [draft]", "Plan [draft]"),
     ],
 )
-def test_thread_title_strips_reply_prefixes(subject: str, title: str) -> None:
+def test_thread_title_strips_reply_prefixes_and_list_tags(subject: str, title: str) -> None:
     assert thread_title(subject) == title
+
+
+@pytest.mark.parametrize(
+    "subject, is_reply",
+    [("[eng] Re: Weekly plan", True), ("Antw: Weekly plan", True), ("[eng] Weekly plan", False)],
+)
+def test_replies_are_recognised_behind_list_tags(subject: str, is_reply: bool) -> None:
+    raw = f"From: a@example.com\r\nSubject: {subject}\r\n\r\nText\r\n".encode()
+    assert parse_message(raw).is_reply is is_reply
 
 
 def test_headers_of_encoded_sender() -> None:
