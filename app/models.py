@@ -8,7 +8,7 @@ goes through `OutboundMessage`, and `DigestItem` records which update went to wh
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import (
@@ -73,6 +73,14 @@ class Person(SQLModel, table=True):
     timezone: str = "UTC"
     digest_cadence: str = "daily"  # daily | weekly | immediate | off
     digest_hour: int = 9
+    digest_weekdays_only: bool = False  # daily digests Monday to Friday only
+    digest_weekday: int = 0  # weekly digests: 0 Monday .. 6 Sunday
+    # Nothing scheduled is sent while away (inclusive local dates; an open end is allowed).
+    away_from: date | None = None
+    away_until: date | None = None
+    # Prompts and notices wait for the end of these local hours (equal: no quiet hours).
+    quiet_start: time = time(20, 0)
+    quiet_end: time = time(8, 0)
     last_digest_at: datetime | None = _optional_ts()
     created_at: datetime = _ts(nullable=False)
 

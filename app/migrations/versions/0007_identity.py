@@ -43,10 +43,20 @@ def upgrade() -> None:
     )
     op.create_index("ix_personalias_person_id", "personalias", ["person_id"])
     op.add_column("thread", sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True))
-    with op.batch_alter_table("inboundmessage") as batch:
-        batch.add_column(sa.Column("approved_by_id", sa.Integer(), nullable=True))
-        batch.create_foreign_key(
-            "fk_inboundmessage_approved_by_id_person", "person", ["approved_by_id"], ["id"]
+    # SQLite adds a column with its REFERENCES clause in place; alembic would instead
+    # rebuild the table, which fails while updates reference the journal's rows.
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(
+            "ALTER TABLE inboundmessage ADD COLUMN approved_by_id INTEGER REFERENCES person (id)"
+        )
+    else:
+        op.add_column("inboundmessage", sa.Column("approved_by_id", sa.Integer(), nullable=True))
+        op.create_foreign_key(
+            "fk_inboundmessage_approved_by_id_person",
+            "inboundmessage",
+            "person",
+            ["approved_by_id"],
+            ["id"],
         )
     op.add_column("update", sa.Column("thread_index", sa.String(length=32), nullable=True))
     op.create_index("ix_update_thread_index", "update", ["thread_index"])
@@ -55,9 +65,14 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_update_thread_index", table_name="update")
     op.drop_column("update", "thread_index")
-    with op.batch_alter_table("inboundmessage") as batch:
-        batch.drop_constraint("fk_inboundmessage_approved_by_id_person", type_="foreignkey")
-        batch.drop_column("approved_by_id")
+    if op.get_bind().dialect.name == "sqlite":
+        with op.batch_alter_table("inboundmessage") as batch:
+            batch.drop_column("approved_by_id")
+    else:
+        op.drop_constraint(
+            "fk_inboundmessage_approved_by_id_person", "inboundmessage", type_="foreignkey"
+        )
+        op.drop_column("inboundmessage", "approved_by_id")
     op.drop_column("thread", "deleted_at")
     op.drop_index("ix_personalias_person_id", table_name="personalias")
     op.drop_table("personalias")
