@@ -11,7 +11,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from difflib import get_close_matches
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -178,6 +178,92 @@ def add_member(
     if not is_member(session, team.id, person.id):  # type: ignore[arg-type]
         session.add(Membership(team_id=team.id, person_id=person.id))  # type: ignore[arg-type]
         session.flush()
+    return person
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class MemberSettings:
+    """Changes to a member's schedule; None leaves a setting as it is."""
+
+    cadence: str | None = None
+    hour: int | None = None
+    timezone: str | None = None
+    weekday: str | None = None  # for weekly digests: mon .. sun
+    weekdays_only: bool | None = None
+    quiet: str | None = None  # "20:00-08:00", or "off"
+    away: str | None = None  # "2026-12-20..2027-01-03", "2026-12-20..", or "off"
+
+
+def _parse_quiet(text: str) -> tuple[time, time]:
+    if text.strip().lower() == "off":
+        return time(0, 0), time(0, 0)  # equal bounds: no quiet hours
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError as exc:
+        raise TidingsError(
+            f"Quiet hours '{text}' are not START-END.", "Give them as 20:00-08:00, or off."
+        ) from exc
+    return start, end
+
+
+def _parse_away(text: str) -> tuple[date | None, date | None]:
+    if text.strip().lower() == "off":
+        return None, None
+    first, dots, last = text.partition("..")
+    try:
+        start = date.fromisoformat(first.strip()) if first.strip() else None
+        end = date.fromisoformat(last.strip()) if last.strip() else None
+    except ValueError as exc:
+        raise TidingsError(
+            f"Away dates '{text}' are not FROM..UNTIL.",
+            "Give them as 2026-12-20..2027-01-03 (both days included), 2026-12-20.. for"
+            " open-ended, or off.",
+        ) from exc
+    if not dots or (start is None and end is None):
+        raise TidingsError(
+            f"Away dates '{text}' are not FROM..UNTIL.", "Example: 2026-12-20..2027-01-03"
+        )
+    if start and end and end < start:
+        raise TidingsError(f"Away dates '{text}' end before they start.", "Swap them.")
+    return start, end
+
+
+def change_member_settings(session: Session, email: str, changes: MemberSettings) -> Person:
+    """Apply `changes` to the person with this address, checking each value first."""
+    person = find_person(session, email)
+    if person is None:
+        raise NotFound(
+            f"No member with the address {normalise_email(email)}.",
+            "See the members with `tidings member list TEAM`.",
+        )
+    if changes.cadence is not None:
+        if changes.cadence not in CADENCES:
+            raise TidingsError(
+                f"Unknown digest cadence '{changes.cadence}'.", f"Use one of {', '.join(CADENCES)}."
+            )
+        person.digest_cadence = changes.cadence
+    if changes.hour is not None:
+        if not 0 <= changes.hour <= 23:
+            raise TidingsError(f"Digest hour {changes.hour} is not an hour.", "Use 0 to 23.")
+        person.digest_hour = changes.hour
+    if changes.timezone is not None:
+        person.timezone = check_timezone(changes.timezone)
+    if changes.weekday is not None:
+        day = changes.weekday.strip().lower()[:3]
+        if day not in WEEKDAYS:
+            raise TidingsError(f"'{changes.weekday}' is not a weekday.", "Use mon, tue, ... sun.")
+        person.digest_weekday = WEEKDAYS.index(day)
+    if changes.weekdays_only is not None:
+        person.digest_weekdays_only = changes.weekdays_only
+    if changes.quiet is not None:
+        person.quiet_start, person.quiet_end = _parse_quiet(changes.quiet)
+    if changes.away is not None:
+        person.away_from, person.away_until = _parse_away(changes.away)
+    session.add(person)
+    session.flush()
     return person
 
 
@@ -678,6 +764,7 @@ def enqueue_mail(
     person: Person | None,
     message: EmailMessage,
     recipient: str = "",
+    created_at: datetime | None = None,
 ) -> OutboundMessage:
     """Put a rendered message in the outbox; the sender in digest/ delivers it. It goes to
     `person`, or to `recipient` for someone who is not one (an alias, a stranger).
@@ -692,6 +779,8 @@ def enqueue_mail(
         subject=str(message["Subject"]),
         message_id=str(message["Message-ID"]),
         raw=message.as_bytes(),
+        # The planner's clock, when it has one: schedules compare against it.
+        created_at=created_at or utcnow(),
     )
     session.add(outbound)
     session.flush()

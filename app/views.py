@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from app import store
-from app.models import InboundMessage, Team, Thread
+from app.models import InboundMessage, Person, Team, Thread
 from app.schemas import (
     AttachmentOut,
     AuthorOut,
@@ -21,6 +21,26 @@ from app.schemas import (
     UpdateOut,
 )
 from app.search import MARK_END, MARK_START, search_updates
+from app.store import WEEKDAYS
+
+
+def describe_schedule(person: Person) -> str:
+    """A member's digest settings in words, as `tidings member list` and `set` print them."""
+    when = f"{person.digest_hour:02d}:00 {person.timezone}"
+    cadence = {
+        "daily": f"daily at {when}" + (", weekdays only" if person.digest_weekdays_only else ""),
+        "weekly": f"weekly on {WEEKDAYS[person.digest_weekday]} at {when}",
+        "immediate": "immediate (within a minute of each post)",
+        "off": "off",
+    }.get(person.digest_cadence, person.digest_cadence)
+    parts = [cadence]
+    if person.quiet_start != person.quiet_end:
+        parts.append(f"quiet {person.quiet_start:%H:%M}-{person.quiet_end:%H:%M}")
+    if person.away_from or person.away_until:
+        start = person.away_from.isoformat() if person.away_from else ""
+        end = person.away_until.isoformat() if person.away_until else ""
+        parts.append(f"away {start}..{end}")
+    return "; ".join(parts)
 
 
 def thread_out(thread: Thread, team: Team) -> ThreadOut:

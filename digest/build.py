@@ -28,7 +28,7 @@ from app.render import render_email, render_markdown
 from app.settings import Settings
 from app.tokens import UNSUBSCRIBE_PURPOSE, ReplyKeys, reply_address_for, sign_link
 from digest.compose import DigestEntry, group_by_thread, local_time
-from digest.schedule import Schedule, digest_due
+from digest.schedule import digest_due, schedule_of
 
 log = logging.getLogger(__name__)
 
@@ -176,12 +176,7 @@ def unsubscribe_url_for(person: Person, settings: Settings, now: datetime) -> st
     return f"{settings.base_url}/unsubscribe?t={token}"
 
 
-def schedule_of(person: Person) -> Schedule:
-    return Schedule(
-        cadence=person.digest_cadence,  # type: ignore[arg-type]
-        timezone=person.timezone,
-        hour=person.digest_hour,
-    )
+
 
 
 def run_digests(

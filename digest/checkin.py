@@ -21,7 +21,7 @@ from app.models import Person, Team
 from app.render import render_email
 from app.settings import Settings
 from app.tokens import reply_address_for
-from digest.schedule import checkin_due
+from digest.schedule import checkin_due, end_of_quiet_hours, schedule_of
 
 
 @dataclass
@@ -83,7 +83,12 @@ def plan_checkin_prompt(
     try:
         with session.begin_nested():
             store.enqueue_mail(
-                session, kind="checkin", idempotency_key=key, person=person, message=msg
+                session,
+                kind="checkin",
+                idempotency_key=key,
+                person=person,
+                message=msg,
+                created_at=now,
             )
             store.remember_sent(session, message_id, thread, person)
     except IntegrityError:  # another process planned the same prompt just now
@@ -104,7 +109,19 @@ def run_checkins(engine: Engine, settings: Settings, now: datetime) -> int:
             asked = store.last_checkin_prompts(session, team.id)  # type: ignore[arg-type]
             for person, membership in store.memberships_of(session, team.id):  # type: ignore[arg-type]
                 last, joined = asked.get(person.id), membership.joined_at  # type: ignore[arg-type]
-                if checkin_due(person.timezone, team.checkin_hour, 0, last, joined, now):  # type: ignore[arg-type]
+                if not checkin_due(
+                    person.timezone,
+                    team.checkin_hour,  # type: ignore[arg-type]
+                    0,
+                    last,
+                    joined,
+                    now,
+                    person.away_from,
+                    person.away_until,
+                ):
+                    continue
+                # The hour is the team's, not the member's choice: it waits out their quiet hours.
+                if end_of_quiet_hours(schedule_of(person), now) == now:
                     due.append((team, person))
     planned = 0
     for team, person in due:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Cadence = Literal["daily", "weekly", "immediate", "off"]
@@ -81,6 +81,34 @@ class Schedule:
     def tz(self) -> ZoneInfo:
         """The member's zone."""
         return _zone(self.timezone)
+
+
+class MemberPreferences(Protocol):
+    """What a member row says about their schedule (app.models.Person has these fields)."""
+
+    digest_cadence: str
+    timezone: str
+    digest_hour: int
+    digest_weekdays_only: bool
+    digest_weekday: int
+    away_from: date | None
+    away_until: date | None
+    quiet_start: time
+    quiet_end: time
+
+
+def schedule_of(member: MemberPreferences) -> Schedule:
+    return Schedule(
+        cadence=member.digest_cadence,  # type: ignore[arg-type]
+        timezone=member.timezone,
+        hour=member.digest_hour,
+        weekdays_only=member.digest_weekdays_only,
+        weekday=member.digest_weekday,
+        away_from=member.away_from,
+        away_until=member.away_until,
+        quiet_start=member.quiet_start,
+        quiet_end=member.quiet_end,
+    )
 
 
 def _zone(name: str) -> ZoneInfo:

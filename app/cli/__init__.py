@@ -19,7 +19,7 @@ from app.errors import TidingsError
 from app.models import utcnow
 from app.search import reindex
 from app.settings import Settings
-from app.views import quarantined_out
+from app.views import describe_schedule, quarantined_out
 
 T = TypeVar("T")
 
@@ -312,7 +312,7 @@ def member_add(
     person = with_session(store.add_member, slug, email, name, tz, digest, hour)
     say(
         f"{person.name} <{person.email}> is a member of {slug.lower()};"
-        f" digest {person.digest_cadence} at {person.digest_hour:02d}:00 {person.timezone}."
+        f" digest {describe_schedule(person)}."
     )
 
 
@@ -332,6 +332,7 @@ def member_list(
             "timezone": p.timezone,
             "digest": p.digest_cadence,
             "hour": p.digest_hour,
+            "schedule": describe_schedule(p),
         }
         for p in people
     ]
@@ -341,9 +342,49 @@ def member_list(
     if not rows:
         say(f"No members yet: tidings member add {slug} alice@example.com --name Alice")
     for r in rows:
-        typer.echo(
-            f"{r['email']:<32} {r['name']:<20} {r['timezone']:<20} {r['digest']} {r['hour']:02d}:00"
-        )
+        typer.echo(f"{r['email']:<32} {r['name']:<20} {r['schedule']}")
+
+
+@member_cli.command("set")
+def member_set(
+    email: Annotated[str, typer.Argument(help="The member's address.")],
+    digest: Annotated[
+        str | None, typer.Option("--digest", help="daily, weekly, immediate or off.")
+    ] = None,
+    hour: Annotated[int | None, typer.Option("--hour", help="Local hour, 0-23.")] = None,
+    tz: Annotated[str | None, typer.Option("--tz", help="IANA time zone.")] = None,
+    weekday: Annotated[
+        str | None, typer.Option("--weekday", help="Weekly digests: mon ... sun.")
+    ] = None,
+    weekdays_only: Annotated[
+        bool | None,
+        typer.Option(
+            "--weekdays-only/--every-day", help="Daily digests Monday to Friday only, or daily."
+        ),
+    ] = None,
+    quiet: Annotated[
+        str | None,
+        typer.Option("--quiet", help="Quiet hours, local: 20:00-08:00 (the default), or off."),
+    ] = None,
+    away: Annotated[
+        str | None,
+        typer.Option(
+            "--away",
+            help="Away dates, both included: 2026-12-20..2027-01-03, 2026-12-20.. (open),"
+            " or off. Nothing is sent meanwhile; the first digest back covers it all.",
+        ),
+    ] = None,
+) -> None:
+    """Change when a member hears from Tidings. Only the options given change.
+
+    Prompts and notices never arrive in quiet hours (they wait for the end); a daily or
+    weekly digest comes at the hour chosen, even inside them.
+
+    Example: tidings member set alice@example.com --digest weekly --weekday fri --hour 16
+    """
+    changes = store.MemberSettings(digest, hour, tz, weekday, weekdays_only, quiet, away)
+    person = with_session(store.change_member_settings, email, changes)
+    say(f"{person.name} <{person.email}>: digest {describe_schedule(person)}.")
 
 
 @member_cli.command("remove")

@@ -30,10 +30,10 @@ def test_upgrade_matches_the_models_and_is_repeatable(database_url: str) -> None
 
 
 def test_upgrade_keeps_existing_data_and_search(database_url: str) -> None:
-    """(Fresh databases number rows from 1.) A database from the first release, with a member, a thread and an update that
+    """A database from the first release, with a member, a thread and an update that
     references its journal entry, upgrades to the newest schema with nothing lost. (On
     SQLite, rebuilding a referenced table or "update" would fail or drop the search
-    triggers, so migrations must not.)"""
+    triggers, so migrations must not.) A fresh database numbers its rows from 1."""
     command.upgrade(alembic_config(database_url), "0001")
     engine = make_engine(database_url)
     try:

@@ -1,0 +1,186 @@
+"""Each member's own schedule, end to end: set with the CLI, honoured by the worker's
+digest and check-in runs on a real database (SQLite and PostgreSQL).
+
+The runs are called with a chosen `now`, the way the worker calls them on each tick.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from app import store
+from app.db import make_engine, session_scope, upgrade
+from app.models import DigestItem, OutboundMessage, Thread, Update
+from app.settings import Settings
+from digest.build import run_digests
+from digest.checkin import run_checkins
+from tests.e2e.stack import BIN
+
+# Monday 2026-11-23 .. Sunday 2026-11-29, all in UTC.
+MONDAY = date(2026, 11, 23)
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    """An instant in the week of 2026-11-23 (day 0 is Monday), UTC."""
+    return datetime(2026, 11, 23 + day, hour, minute, tzinfo=UTC)
+
+
+@pytest.fixture
+def setup(database_url: str, tmp_path: Path) -> Iterator[tuple[Engine, Settings, dict[str, str]]]:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    settings = Settings(data_dir=tmp_path, database_url=database_url, mail_domain="tidings.test")
+    env = {"TIDINGS_DATA_DIR": str(tmp_path), "TIDINGS_DATABASE_URL": database_url, "PATH": ""}
+    with session_scope(engine) as session:
+        slug = f"t{len(store.list_teams(session))}"  # one database per module: a team per test
+        store.create_team(session, slug, "Team")
+        for who in ("alice", "bob"):
+            person = store.add_member(session, slug, f"{who}.{slug}@example.com", who.title())
+            person.created_at = at(0, 0)  # signed up on Monday at midnight
+        for _, membership in store.memberships_of(session, store.get_team(session, slug).id):  # type: ignore[arg-type]
+            membership.joined_at = at(-7, 0)
+    env["SLUG"] = slug
+    yield engine, settings, env
+    engine.dispose()
+
+
+def tidings(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "tidings"), *args],
+        env={k: v for k, v in env.items() if k != "SLUG"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def post(engine: Engine, slug: str, author: str, text: str, when: datetime) -> None:
+    with session_scope(engine) as session:
+        team = store.get_team(session, slug)
+        thread = Thread(team_id=team.id, title=text, created_at=when, last_activity_at=when)  # type: ignore[arg-type]
+        session.add(thread)
+        session.flush()
+        update = store.add_update(
+            session,
+            thread=thread,
+            author=store.find_person(session, author),  # type: ignore[arg-type]
+            body=text,
+            placed_by="new-thread",
+        )
+        update.created_at = when
+
+
+def digests_to(engine: Engine, address: str) -> list[list[str]]:
+    """The update texts in each digest planned for `address`, oldest digest first."""
+    with session_scope(engine) as session:
+        person = store.find_person(session, address)
+        rows = session.exec(
+            select(OutboundMessage)
+            .where(OutboundMessage.person_id == person.id, OutboundMessage.kind == "digest")  # type: ignore[union-attr]
+            .order_by(OutboundMessage.id)  # type: ignore[arg-type]
+        ).all()
+        found = []
+        for row in rows:
+            items = session.exec(select(DigestItem).where(DigestItem.outbound_id == row.id)).all()
+            updates = [session.get(Update, i.update_id) for i in items]
+            found.append(sorted(u.body for u in updates if u is not None))
+        return found
+
+
+def test_member_set_explains_bad_values_and_says_what_changed(setup) -> None:
+    _, _, env = setup
+    alice = f"alice.{env['SLUG']}@example.com"
+    for args, hint in [
+        (["--quiet", "late"], "20:00-08:00"),
+        (["--away", "2026-12-24"], "2026-12-20..2027-01-03"),
+        (["--away", "2026-12-24..2026-12-01"], "end before they start"),
+        (["--weekday", "someday"], "mon, tue"),
+        (["--tz", "Europe/Berlinn"], "Europe/Berlin"),
+    ]:
+        result = tidings(env, "member", "set", alice, *args)
+        assert result.returncode == 1 and hint in result.stderr, result.stderr
+    done = tidings(env, "member", "set", alice, "--digest", "weekly", "--weekday", "Friday")
+    assert done.returncode == 0
+    assert "weekly on fri at 09:00 UTC; quiet 20:00-08:00" in done.stderr
+    away = tidings(env, "member", "set", alice, "--away", "2026-12-20..", "--quiet", "off")
+    assert "away 2026-12-20.." in away.stderr and "quiet" not in away.stderr
+    listed = tidings(env, "member", "list", env["SLUG"]).stdout
+    assert "weekly on fri at 09:00 UTC; away 2026-12-20.." in listed
+
+
+def test_weekly_and_weekday_only_digests_come_on_their_days(setup) -> None:
+    engine, settings, env = setup
+    slug = env["SLUG"]
+    alice, bob = f"alice.{slug}@example.com", f"bob.{slug}@example.com"
+    with session_scope(engine) as session:
+        store.change_member_settings(
+            session, alice, store.MemberSettings(cadence="weekly", weekday="fri", hour=9)
+        )
+        store.change_member_settings(session, bob, store.MemberSettings(weekdays_only=True))
+    post(engine, slug, bob, "Bob on Wednesday", at(2, 8))
+    post(engine, slug, alice, "Alice on Friday", at(4, 8))
+    for day in range(4):  # Monday .. Thursday at 09:30: Alice's weekly digest is not due
+        run_digests(engine, settings, at(day, 9, 30))
+    assert digests_to(engine, alice) == []
+    run_digests(engine, settings, at(4, 9, 30))
+    assert digests_to(engine, alice) == [["Bob on Wednesday"]]
+    assert digests_to(engine, bob)[-1] == ["Alice on Friday"]  # Friday is a weekday
+    saturday_post = "Alice on Saturday"
+    post(engine, slug, alice, saturday_post, at(5, 10))
+    run_digests(engine, settings, at(6, 9, 30))  # Sunday
+    assert all(saturday_post not in d for d in digests_to(engine, bob))
+    run_digests(engine, settings, at(7, 9, 30))  # Monday
+    assert [saturday_post] in digests_to(engine, bob)
+
+
+def test_nothing_while_away_then_one_digest_covers_the_absence(setup) -> None:
+    engine, settings, env = setup
+    slug = env["SLUG"]
+    alice, bob = f"alice.{slug}@example.com", f"bob.{slug}@example.com"
+    with session_scope(engine) as session:
+        store.change_member_settings(
+            session, bob, store.MemberSettings(away="2026-11-24..2026-11-26")
+        )
+    for day in range(1, 4):
+        post(engine, slug, alice, f"News of day {day}", at(day, 8))
+        run_digests(engine, settings, at(day, 9, 30))
+    assert digests_to(engine, bob) == []
+    run_digests(engine, settings, at(4, 9, 30))  # Friday: back
+    assert digests_to(engine, bob) == [["News of day 1", "News of day 2", "News of day 3"]]
+
+
+def test_checkin_prompt_skips_away_members_and_waits_out_quiet_hours(setup) -> None:
+    engine, settings, env = setup
+    slug = env["SLUG"]
+    alice, bob = f"alice.{slug}@example.com", f"bob.{slug}@example.com"
+    with session_scope(engine) as session:
+        store.set_checkin(session, slug, 21)  # 21:00 local: inside the default quiet hours
+        store.change_member_settings(session, alice, store.MemberSettings(quiet="off"))
+        store.change_member_settings(
+            session, bob, store.MemberSettings(away="2026-11-23..2026-11-23")
+        )
+
+    def prompted(address: str) -> int:
+        with session_scope(engine) as session:
+            person = store.find_person(session, address)
+            query = select(OutboundMessage).where(
+                OutboundMessage.person_id == person.id,  # type: ignore[union-attr]
+                OutboundMessage.kind == "checkin",
+            )
+            return len(session.exec(query).all())
+
+    run_checkins(engine, settings, at(0, 21, 5))  # Monday 21:05
+    assert prompted(alice) == 1 and prompted(bob) == 0  # Bob is away on Monday
+    run_checkins(engine, settings, at(1, 21, 5))  # Tuesday 21:05: Bob is back, but it's quiet
+    assert prompted(bob) == 0
+    run_checkins(engine, settings, at(2, 7, 55))
+    assert prompted(bob) == 0
+    run_checkins(engine, settings, at(2, 8, 0))  # quiet hours over: Tuesday's prompt goes
+    assert prompted(bob) == 1 and prompted(alice) == 2
