@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-replies bench-ingest clean
+.PHONY: run test lint bench-replies bench-ingest screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench-replies: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+# docs/img/digest-*.png: a sample digest in headless Chromium (Debian's `chromium`).
+screenshots: $(STAMP)
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

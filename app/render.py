@@ -6,6 +6,7 @@ output always goes through nh3's allow-list before it reaches a page or an email
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 import textwrap
 from datetime import datetime
@@ -16,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import css_inline
 import markdown
 import nh3
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -28,13 +30,27 @@ _ALLOWED_TAGS = {
 _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
 
 
+_IMG = re.compile(r"<img\b[^>]*>", re.I)
+_ATTR = re.compile(r"""\b(alt|src)\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.I)
+
+
+def _image_as_link(match: re.Match[str]) -> str:
+    """An image becomes a link to it, labelled with its alt text: loading it would tell its
+    host who read what and when (and mail clients block it anyway)."""
+    attrs = {name.lower(): value.strip("\"'") for name, value in _ATTR.findall(match.group(0))}
+    label = html_lib.escape(html_lib.unescape(attrs.get("alt", "")).strip() or "image")
+    src = attrs.get("src", "")
+    return f'<a href="{src}">[image: {label}]</a>' if src else f"[image: {label}]"
+
+
 def render_markdown(text: str) -> Markup:
     """Update text (Markdown, as extracted from mail) -> sanitised HTML.
 
     `nl2br` keeps the line breaks people type in mail; links get
-    `rel="nofollow noopener"` and only http(s)/mailto URLs survive.
+    `rel="nofollow noopener"` and only http(s)/mailto URLs survive; images become links.
     """
-    html = markdown.markdown(text, extensions=["nl2br", "fenced_code", "sane_lists"])
+    html = markdown.markdown(text, extensions=["nl2br", "fenced_code", "sane_lists", "tables"])
+    html = _IMG.sub(_image_as_link, html)
     clean = nh3.clean(
         html,
         tags=_ALLOWED_TAGS,
@@ -114,5 +130,12 @@ def render_email(
     for name_, value in (headers or {}).items():
         msg[name_] = value
     msg.set_content(env.get_template(f"{name}.txt").render(context))
-    msg.add_alternative(env.get_template(f"{name}.html").render(context), subtype="html")
+    html = _INLINER.inline(env.get_template(f"{name}.html").render(context))
+    msg.add_alternative(html, subtype="html")
     return msg
+
+
+# Many mail clients (Gmail among them) drop <style> blocks, so rules become style
+# attributes; @media rules (dark mode) cannot be inlined and stay in a <style>.
+# Nothing is ever fetched: a message must not depend on the network.
+_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)

@@ -189,3 +189,33 @@ def verify_link(token: str, purpose: str, now: datetime, secret: str) -> int:
     if now.timestamp() > expires:
         raise InvalidToken("this link has expired")
     return int(subject_id)
+
+
+def _address_token(purpose: str, payload: bytes, secret: str) -> str:
+    mac = hmac.new(_key(secret, f"address {purpose}"), payload, hashlib.sha256).digest()
+    return base64.b32encode(payload + mac[:_MAC_BYTES]).decode().rstrip("=").lower()
+
+
+def sign_address_link(purpose: str, subject_id: int, expires: datetime, secret: str) -> str:
+    """Like `sign_link`, for the local part of an address (`unsubscribe+TOKEN@domain`):
+    lower-case base32, because mail servers may change the case of local parts."""
+    return _address_token(purpose, _LINK.pack(subject_id, int(expires.timestamp())), secret)
+
+
+def verify_address_link(token: str, purpose: str, now: datetime, secret: str) -> int:
+    """The subject id of a valid, unexpired `sign_address_link` token, in any case."""
+    raw = token.strip().upper()
+    try:
+        blob = base64.b32decode(raw + "=" * (-len(raw) % 8))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidToken("not an address token") from exc
+    if len(blob) != _LINK.size + _MAC_BYTES:
+        raise InvalidToken("address token has the wrong length")
+    payload = blob[: _LINK.size]
+    # Comparing whole re-encodings also refuses other spellings of base32's spare bits.
+    if not hmac.compare_digest(_address_token(purpose, payload, secret), token.strip().lower()):
+        raise InvalidToken("address token signature does not match")
+    subject_id, expires = _LINK.unpack(payload)
+    if now.timestamp() > expires:
+        raise InvalidToken("this address has expired")
+    return int(subject_id)

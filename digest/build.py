@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.headerregistry import Address
@@ -19,7 +19,7 @@ from markupsafe import Markup
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, and_, exists, select
+from sqlmodel import Session, and_, exists, func, select
 
 from app import store
 from app.db import session_scope
@@ -27,7 +27,16 @@ from app.models import DigestItem, Membership, OutboundMessage, Person, Team, Th
 from app.render import render_email, render_markdown
 from app.settings import Settings
 from app.tokens import UNSUBSCRIBE_PURPOSE, ReplyKeys, reply_address_for, sign_link
-from digest.compose import DigestEntry, group_by_thread, local_time
+from digest.compose import (
+    DigestEntry,
+    compose,
+    cut_long,
+    handles_for,
+    is_blocker,
+    local_time,
+    mentions,
+    says_resolved,
+)
 from digest.schedule import digest_due, schedule_of
 
 log = logging.getLogger(__name__)
@@ -68,17 +77,85 @@ def new_updates_for(session: Session, person: Person) -> list[tuple[Update, Pers
     return [tuple(row) for row in session.exec(query).all()]  # type: ignore[misc]
 
 
+BLOCKER_WINDOW = timedelta(days=7)
+
+
+def threads_written_in(session: Session, person: Person) -> dict[int, datetime]:
+    """When the person first wrote in each thread: later posts there are replies to them."""
+    query = (
+        select(Update.thread_id, func.min(Update.created_at))
+        .where(Update.author_id == person.id)
+        .group_by(Update.thread_id)
+    )
+    return {thread_id: first for thread_id, first in session.exec(query).all()}  # type: ignore[misc]
+
+
+def open_blockers(
+    session: Session, person: Person, now: datetime
+) -> list[tuple[Update, Person, Thread, Team]]:
+    """Blockers in the person's teams from the last week whose thread has not since said
+    they are resolved, oldest first. They stay at the top of each team's section in every
+    digest until then, whether or not an earlier digest showed them."""
+    author = aliased(Person)
+    query = (
+        select(Update, author, Thread, Team)
+        .join(Membership, Membership.team_id == Update.team_id)
+        .join(Thread, Thread.id == Update.thread_id)
+        .join(Team, Team.id == Update.team_id)
+        .join(author, author.id == Update.author_id)
+        .where(
+            Membership.person_id == person.id,
+            Thread.deleted_at.is_(None),  # type: ignore[union-attr]
+            Update.created_at >= now - BLOCKER_WINDOW,
+            Update.body.ilike("%block%"),  # type: ignore[attr-defined]
+        )
+        .order_by(Update.created_at, Update.id)
+    )
+    candidates = [tuple(row) for row in session.exec(query).all() if is_blocker(row[0].body)]
+    if not candidates:
+        return []
+    later = session.exec(
+        select(Update).where(
+            Update.thread_id.in_({row[0].thread_id for row in candidates}),  # type: ignore[attr-defined]
+            Update.created_at >= now - BLOCKER_WINDOW,
+        )
+    ).all()
+    return [
+        row  # type: ignore[misc]
+        for row in candidates
+        if not any(
+            u.thread_id == row[0].thread_id
+            and (u.created_at, u.id) > (row[0].created_at, row[0].id)
+            and says_resolved(u.body)
+            for u in later
+        )
+    ]
+
+
 def _entries(
     rows: Iterable[tuple[Update, Person, Thread, Team]],
     person: Person,
     settings: Settings,
-    rendered: dict[int, Markup],
+    rendered: dict[int, tuple[str, bool, Markup]],
     keys: ReplyKeys,
+    written_in: Mapping[int, datetime] | None = None,
 ) -> list[DigestEntry]:
+    """Digest entries for `rows`; each update's Markdown is rendered once per run, however
+    many people get it (`rendered` is shared across the run)."""
+    handles = handles_for(person.name, person.email)
     entries = []
     for update, author, thread, team in rows:
         if update.id not in rendered:
-            rendered[update.id] = render_markdown(update.body)  # type: ignore[index]
+            body, cut = cut_long(update.body)
+            rendered[update.id] = (body, cut, render_markdown(body))  # type: ignore[index]
+        body, cut, html = rendered[update.id]  # type: ignore[index]
+        first_post = (written_in or {}).get(thread.id)  # type: ignore[arg-type]
+        if first_post is not None and update.created_at > first_post:
+            for_you = "replied in your thread"
+        elif mentions(update.body, handles, person.email):
+            for_you = "mentions you"
+        else:
+            for_you = ""
         entries.append(
             DigestEntry(
                 update_id=update.id,  # type: ignore[arg-type]
@@ -88,16 +165,18 @@ def _entries(
                 team_name=team.name,
                 author_name=author.name,
                 created_at=update.created_at,
-                body=update.body,
-                body_html=rendered[update.id],  # type: ignore[index]
+                body=body,
+                body_html=html,
                 reply_address=reply_address_for(
-                    person.id,
-                    thread.id,
+                    person.id,  # type: ignore[arg-type]
+                    thread.id,  # type: ignore[arg-type]
                     team.slug,
                     settings.mail_domain,
                     keys,
                 ),
                 archive_url=f"{settings.base_url}/threads/{thread.id}#u{update.id}",
+                cut=cut,
+                for_you=for_you,
             )
         )
     return entries
@@ -108,7 +187,7 @@ def plan_digest(
     person: Person,
     settings: Settings,
     now: datetime,
-    rendered: dict[int, Markup] | None = None,
+    rendered: dict[int, tuple[str, bool, Markup]] | None = None,
 ) -> OutboundMessage | None:
     """Record `person`'s digest in the outbox (not sent yet); None when nothing is new."""
     # The slot counts as handled even when nothing is new, so the schedule moves on to
@@ -119,21 +198,25 @@ def plan_digest(
     if not rows:
         return None
     keys = store.load_reply_keys(session, settings.ensure_secret_key())
-    entries = _entries(rows, person, settings, {} if rendered is None else rendered, keys)
-    sections = group_by_thread(entries)
+    cache = {} if rendered is None else rendered
+    entries = _entries(rows, person, settings, cache, keys, threads_written_in(session, person))
+    blockers = _entries(open_blockers(session, person, now), person, settings, cache, keys)
+    digest = compose(entries, blockers)
+    threads = {e.thread_id for e in entries}
     ids = [e.update_id for e in entries]
     key = f"digest:{person.id}:{min(ids)}-{max(ids)}:{len(ids)}"
     message_id = f"<{hashlib.sha256(key.encode()).hexdigest()[:24]}.digest@{settings.mail_domain}>"
     unsubscribe_url = unsubscribe_url_for(person, settings, now)
     # Replying to the digest as a whole is only unambiguous when it covers one thread.
-    reply_to = entries[0].reply_address if len(sections) == 1 else None
+    reply_to = entries[0].reply_address if len(threads) == 1 else None
     msg = render_email(
         settings.templates_dir,
         "digest",
         {
             "person": person,
-            "sections": sections,
-            "count": len(entries),
+            "digest": digest,
+            "count": digest.count,
+            "titles": list(dict.fromkeys(e.thread_title for e in entries)),
             "local_time": lambda t: local_time(t, person.timezone),
             "base_url": settings.base_url,
             "single_thread": reply_to is not None,
@@ -176,9 +259,6 @@ def unsubscribe_url_for(person: Person, settings: Settings, now: datetime) -> st
     return f"{settings.base_url}/unsubscribe?t={token}"
 
 
-
-
-
 def run_digests(
     engine: Engine,
     settings: Settings,
@@ -194,7 +274,7 @@ def run_digests(
     with session_scope(engine) as session:
         people = list(session.exec(select(Person).where(Person.digest_cadence != "off")))
     run = DigestRun()
-    rendered: dict[int, Markup] = {}
+    rendered: dict[int, tuple[str, bool, Markup]] = {}
     for done, person in enumerate(people, 1):
         if progress is not None:
             progress(done, len(people))

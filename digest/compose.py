@@ -1,16 +1,33 @@
-"""What a digest is made of: its entries, grouped by thread, and times in the reader's zone.
+"""What a digest is made of: what needs the reader first, then each team's threads.
 
-Pure: the rendering itself is `app.render.render_email`, the one mail renderer.
+Pure: no database, no clock. `digest/build.py` gathers the rows and
+`app.render.render_email` (the one mail renderer) turns a `Digest` into a message.
+
+The order follows what needs a person's attention: a "for you" section (replies in
+threads they wrote in, and updates that @-mention them), then per team its open
+blockers, then its threads. Long items are cut, with a link to the rest.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
+
+# An item longer than this is cut at a paragraph (or line) boundary, with a link to the rest.
+MAX_ITEM_CHARS = 1_500
+MAX_ITEM_LINES = 30
+# A thread with more new items than this (after an absence, say) shows only its newest.
+MAX_THREAD_ITEMS = 5
+
+_BLOCKER_LINE = re.compile(r"^\s*(?:[-*+>]\s*)*(?:\*\*|__)?\s*block(?:er|ed)\b\s*:", re.I | re.M)
+_RESOLVED = re.compile(r"\b(?:resolved|unblocked|no longer blocked)\b", re.I)
+_MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9][\w.-]*[A-Za-z0-9]|[A-Za-z0-9])")
 
 
 @dataclass(frozen=True)
@@ -24,10 +41,12 @@ class DigestEntry:
     team_name: str
     author_name: str
     created_at: datetime
-    body: str
+    body: str  # as shown: cut when long
     body_html: Markup
     reply_address: str
     archive_url: str
+    cut: bool = False  # the body was shortened; the archive has the rest
+    for_you: str = ""  # why it is in "for you": "replied in your thread" | "mentions you"
 
     def mailto(self) -> str:
         subject = quote(f"Re: {self.thread_title}")
@@ -40,19 +59,115 @@ class ThreadSection:
     team_name: str
     archive_url: str
     entries: list[DigestEntry]
+    earlier: int = 0  # new items left out of this digest to keep it short (see the archive)
+
+
+@dataclass(frozen=True)
+class TeamSection:
+    name: str
+    slug: str
+    blockers: list[DigestEntry]
+    threads: list[ThreadSection]
+
+
+@dataclass(frozen=True)
+class Digest:
+    for_you: list[DigestEntry]
+    teams: list[TeamSection]
+    count: int  # new items covered, whether shown in full or summarised
+    links: list[str] = field(default_factory=list)  # numbered references for the text part
+
+    def ref(self, target: str) -> int:
+        """The number of `target` in the text part's reference list, added on first use."""
+        if target not in self.links:
+            self.links.append(target)
+        return self.links.index(target) + 1
 
 
 def local_time(instant: datetime, timezone: str) -> str:
     return instant.astimezone(ZoneInfo(timezone)).strftime("%a %d %b, %H:%M")
 
 
-def group_by_thread(entries: list[DigestEntry]) -> list[ThreadSection]:
-    """Entries grouped by thread, threads in order of their first entry."""
-    sections: dict[int, ThreadSection] = {}
+def is_blocker(body: str) -> bool:
+    """An update reports a blocker when one of its lines starts `Blocker:` or `Blocked:`."""
+    return bool(_BLOCKER_LINE.search(body))
+
+
+def says_resolved(body: str) -> bool:
+    return bool(_RESOLVED.search(body))
+
+
+def mentions(body: str, handles: Iterable[str], address: str) -> bool:
+    """Whether the text @-mentions one of `handles` (case-insensitive) or names `address`."""
+    wanted = {h.lower() for h in handles if h}
+    if address and address.lower() in body.lower():
+        return True
+    return any(m.group(1).lower().rstrip(".") in wanted for m in _MENTION.finditer(body))
+
+
+def handles_for(name: str, address: str) -> list[str]:
+    """What colleagues type to mention someone: @alice (address local part or first name)."""
+    first = name.split()[0] if name.split() else ""
+    return [address.split("@")[0], first]
+
+
+def cut_long(body: str) -> tuple[str, bool]:
+    """`body`, or its beginning up to a paragraph or line boundary when it is long."""
+    lines = body.splitlines()
+    if len(body) <= MAX_ITEM_CHARS and len(lines) <= MAX_ITEM_LINES:
+        return body, False
+    head = "\n".join(lines[:MAX_ITEM_LINES])[:MAX_ITEM_CHARS]
+    for boundary in ("\n\n", "\n", ". ", " "):
+        at = head.rfind(boundary)
+        if at > MAX_ITEM_CHARS // 3:
+            head = head[: at + (1 if boundary == ". " else 0)]
+            break
+    # An unclosed code fence would swallow the rest of the digest's Markdown.
+    if head.count("```") % 2:
+        head += "\n```"
+    return head.rstrip() + " …", True
+
+
+def group_by_thread(entries: Sequence[DigestEntry]) -> list[ThreadSection]:
+    """Entries grouped by thread, threads in order of their first entry; a thread with many
+    new items keeps only its newest `MAX_THREAD_ITEMS` and counts the rest."""
+    grouped: dict[int, list[DigestEntry]] = {}
     for entry in entries:
-        if entry.thread_id not in sections:
-            sections[entry.thread_id] = ThreadSection(
-                entry.thread_title, entry.team_name, entry.archive_url.split("#")[0], []
+        grouped.setdefault(entry.thread_id, []).append(entry)
+    sections = []
+    for items in grouped.values():
+        shown = items[-MAX_THREAD_ITEMS:]
+        sections.append(
+            ThreadSection(
+                items[0].thread_title,
+                items[0].team_name,
+                items[0].archive_url.split("#")[0],
+                shown,
+                earlier=len(items) - len(shown),
             )
-        sections[entry.thread_id].entries.append(entry)
-    return list(sections.values())
+        )
+    return sections
+
+
+def compose(entries: Sequence[DigestEntry], open_blockers: Sequence[DigestEntry] = ()) -> Digest:
+    """The digest's layout: "for you" first, then per team (in the order given) its open
+    blockers and its threads. An entry in "for you" is not repeated in its team section;
+    a blocker that is new in this digest is shown once, among the blockers."""
+    for_you = [e for e in entries if e.for_you]
+    pinned = {e.update_id for e in open_blockers}
+    rest = [e for e in entries if not e.for_you and e.update_id not in pinned]
+    teams: dict[str, TeamSection] = {}
+
+    def team_of(entry: DigestEntry) -> TeamSection:
+        if entry.team_slug not in teams:
+            teams[entry.team_slug] = TeamSection(entry.team_name, entry.team_slug, [], [])
+        return teams[entry.team_slug]
+
+    for entry in [*entries, *open_blockers]:
+        team_of(entry)
+    for blocker in open_blockers:
+        team_of(blocker).blockers.append(blocker)
+    for section in group_by_thread(rest):
+        team_of(section.entries[0]).threads.append(section)
+    shown = [t for t in teams.values() if t.blockers or t.threads]
+    return Digest(for_you, shown, len(entries))

@@ -45,3 +45,16 @@ def test_links_get_nofollow_noopener() -> None:
     html = render_markdown("[docs](https://example.com/docs)")
     assert 'href="https://example.com/docs"' in html
     assert 'rel="nofollow noopener"' in html
+
+
+def test_images_become_links_labelled_with_their_alt_text() -> None:
+    html = render_markdown("Results: ![Chart of the answers](https://x.example/c.png)")
+    assert "<img" not in html  # nothing is fetched when the message or page is shown
+    assert '<a href="https://x.example/c.png"' in html and "[image: Chart of the answers]" in html
+    raw = render_markdown('<img src="javascript:alert(1)" alt="<b>x</b>">')
+    assert "javascript:" not in raw and "<b>" not in raw
+
+
+def test_markdown_tables_render_as_tables() -> None:
+    html = render_markdown("| question | yes |\n|---|---|\n| Found it | 41 |")
+    assert "<table>" in html and "<td>Found it</td>" in html

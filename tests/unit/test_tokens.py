@@ -18,8 +18,10 @@ from app.tokens import (
     reply_address,
     reply_address_for,
     reply_keys,
+    sign_address_link,
     sign_link,
     sign_reply_token,
+    verify_address_link,
     verify_link,
     verify_reply_token,
 )
@@ -147,3 +149,25 @@ def test_any_changed_character_of_a_link_token_fails(subject: int, data: st.Data
     replacement = data.draw(st.sampled_from([c for c in alphabet if c != token[index]]))
     with pytest.raises(InvalidToken):
         verify_link(token[:index] + replacement + token[index + 1 :], "unsubscribe", NOW, SECRET)
+
+
+@given(st.integers(min_value=1, max_value=2**40), st.data())
+def test_address_links_survive_case_changes_and_refuse_any_other_change(
+    subject: int, data: st.DataObject
+) -> None:
+    expires = datetime(2027, 1, 1, tzinfo=UTC)
+    token = sign_address_link("unsubscribe", subject, expires, SECRET)
+    assert len(f"unsubscribe+{token}") <= 64  # fits an address local part
+    now = expires - timedelta(days=1)
+    assert verify_address_link(token.upper(), "unsubscribe", now, SECRET) == subject
+    index = data.draw(st.integers(0, len(token) - 1))
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    replacement = data.draw(st.sampled_from([c for c in alphabet if c != token[index]]))
+    with pytest.raises(InvalidToken):
+        verify_address_link(
+            token[:index] + replacement + token[index + 1 :], "unsubscribe", now, SECRET
+        )
+    with pytest.raises(InvalidToken):
+        verify_address_link(token, "other-purpose", now, SECRET)
+    with pytest.raises(InvalidToken, match="expired"):
+        verify_address_link(token, "unsubscribe", expires + timedelta(seconds=1), SECRET)

@@ -1,0 +1,183 @@
+"""What a digest says and in which order, read back through the `email` package the way a
+mail client would: "for you" first, open blockers on top of their team until resolved,
+every item in both parts with a reply address that verifies.
+
+Runs on SQLite and on the live PostgreSQL; the worker's run is called with a chosen `now`.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from app import store
+from app.db import make_engine, session_scope, upgrade
+from app.models import OutboundMessage, Thread
+from app.settings import Settings
+from app.tokens import parse_recipient, verify_reply_token
+from digest.build import run_digests
+
+DOMAIN = "tidings.test"
+START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def world(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    with session_scope(engine) as session:
+        for slug, name in (("eng", "Engineering"), ("ops", "Operations")):
+            store.create_team(session, slug, name)
+            for who in ("alice", "bob", "carol"):
+                store.add_member(session, slug, f"{who}@example.com", who.title())
+        for _, membership in store.memberships_of(session, 1) + store.memberships_of(session, 2):
+            membership.joined_at = START - timedelta(days=1)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path_factory.mktemp("var"), database_url=database_url, mail_domain=DOMAIN
+    )
+
+
+def post(
+    engine: Engine, team: str, author: str, body: str, title: str, when: datetime
+) -> tuple[int, int]:
+    """(thread id, update id) of a new update, in the thread titled `title` (made if new)."""
+    with session_scope(engine) as session:
+        slug_team = store.get_team(session, team)
+        thread = session.exec(
+            select(Thread).where(Thread.team_id == slug_team.id, Thread.title == title)
+        ).first()
+        if thread is None:
+            thread = Thread(team_id=slug_team.id, title=title, created_at=when)  # type: ignore[arg-type]
+            session.add(thread)
+            session.flush()
+        update = store.add_update(
+            session,
+            thread=thread,
+            author=store.find_person(session, f"{author}@example.com"),  # type: ignore[arg-type]
+            body=body,
+            placed_by="new-thread",
+        )
+        update.created_at = when
+        return thread.id, update.id  # type: ignore[return-value]
+
+
+def latest_digest(engine: Engine, person: str) -> EmailMessage:
+    with session_scope(engine) as session:
+        row = session.exec(
+            select(OutboundMessage)
+            .where(
+                OutboundMessage.recipient == f"{person}@example.com",
+                OutboundMessage.kind == "digest",
+            )
+            .order_by(OutboundMessage.id.desc())  # type: ignore[union-attr]
+        ).first()
+        assert row is not None, f"no digest for {person}"
+        return email.message_from_bytes(row.raw, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def parts(msg: EmailMessage) -> tuple[str, str]:
+    return msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()
+
+
+def test_what_needs_the_reader_comes_first(world: Engine, settings: Settings) -> None:
+    post(world, "eng", "carol", "Draft of the API plan is up.", "API plan", START)
+    post(world, "eng", "alice", "Looks good; one question on paging.", "API plan", START)
+    post(world, "eng", "bob", "Paging: cursor-based, see RFC.", "API plan", START + timedelta(1))
+    post(world, "ops", "bob", "Can @alice check the pager rota?", "Pager", START + timedelta(1))
+    post(world, "ops", "carol", "Blocker: the VPN certificate expired.", "VPN", START)
+    post(world, "eng", "carol", "Unrelated news.", "News", START + timedelta(1))
+    run_digests(world, settings, START + timedelta(days=1, hours=2), force=True)
+
+    digest = latest_digest(world, "alice")
+    assert digest.get_content_type() == "multipart/alternative"
+    assert digest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    text, html = parts(digest)
+    for part in (text, html):
+        for phrase in (
+            "Paging: cursor-based",  # a reply in a thread Alice wrote in
+            "Can @alice check the pager rota?",  # a mention
+            "Blocker: the VPN certificate expired.",
+            "Unrelated news.",
+            "Draft of the API plan is up.",
+        ):
+            assert part.count(phrase) == 1, (phrase, part)
+    assert text.index("== For you ==") < text.index("Paging: cursor-based")
+    assert text.index("Can @alice") < text.index("==== Engineering ====")
+    assert text.index("==== Operations ====") < text.index("[Blocker] VPN")
+    # Carol's draft came before Alice wrote in the thread: it is not a reply to her.
+    assert text.index("==== Engineering ====") < text.index("Draft of the API plan is up.")
+    assert html.index("For you") < html.index("Paging: cursor-based") < html.index("Unrelated")
+    assert "Replied in your thread" in html and "Mentions you" in html and "Blocker" in html
+    # Every numbered reply address verifies and names Alice.
+    with session_scope(world) as session:
+        keys = store.load_reply_keys(session, settings.ensure_secret_key())
+        alice = store.find_person(session, "alice@example.com")
+    addresses = re.findall(r"\[\d+\] ((?:eng|ops)\+r\.[a-z2-7]+@" + DOMAIN + ")", text)
+    assert len(addresses) == 4  # one per thread: API plan, Pager, VPN, News
+    assert {
+        verify_reply_token(parse_recipient(a, DOMAIN).token, keys).person_id  # type: ignore[arg-type, union-attr]
+        for a in addresses
+    } == {alice.id}  # type: ignore[union-attr]
+    assert all(len(line) <= 72 for line in text.splitlines() if "://" not in line)
+
+
+def test_open_blocker_stays_on_top_until_resolved(world: Engine, settings: Settings) -> None:
+    day3 = START + timedelta(days=2)
+    post(world, "ops", "carol", "New rota is live.", "Rota", day3)
+    run_digests(world, settings, day3 + timedelta(hours=2), force=True)
+    text, _ = parts(latest_digest(world, "bob"))
+    assert "Blocker: the VPN certificate expired." in text  # sent yesterday, still open
+    assert "New rota is live." in text
+
+    day4 = START + timedelta(days=3)
+    post(world, "ops", "alice", "Resolved: new certificate installed.", "VPN", day4)
+    run_digests(world, settings, day4 + timedelta(hours=2), force=True)
+    text, _ = parts(latest_digest(world, "bob"))
+    assert "Resolved: new certificate installed." in text
+    assert "[Blocker]" not in text
+
+
+def test_a_week_old_blocker_drops_off(world: Engine, settings: Settings) -> None:
+    posted = START + timedelta(days=20)
+    post(world, "eng", "carol", "Blocked: waiting for the vendor.", "Vendor", posted)
+    run_digests(world, settings, posted + timedelta(hours=1), force=True)
+    assert "[Blocker] Vendor" in parts(latest_digest(world, "bob"))[0]
+    later = posted + timedelta(days=8)
+    post(world, "eng", "carol", "Something else.", "Other", later)
+    run_digests(world, settings, later + timedelta(hours=1), force=True)
+    text, _ = parts(latest_digest(world, "bob"))
+    assert "Something else." in text and "waiting for the vendor" not in text
+
+
+def test_long_item_is_cut_with_a_link_to_the_rest(world: Engine, settings: Settings) -> None:
+    long = "\n\n".join(f"Section {i}: " + "detail " * 60 for i in range(12))
+    thread_id, update_id = post(
+        world, "eng", "carol", long, "Long read", START + timedelta(days=30)
+    )
+    run_digests(world, settings, START + timedelta(days=30, hours=1), force=True)
+    text, html = parts(latest_digest(world, "bob"))
+    assert "Section 0:" in text and "Section 11:" not in text
+    assert "Read the rest" in text and "Read the rest" in html
+    assert f"/threads/{thread_id}#u{update_id}" in html
+
+
+def test_nothing_new_sends_nothing(world: Engine, settings: Settings) -> None:
+    now = START + timedelta(days=40)
+    run_digests(world, settings, now, force=True)
+    before = latest_digest(world, "bob")["Message-ID"]
+    run = run_digests(world, settings, now + timedelta(hours=1), force=True)
+    assert run.planned == 0 and latest_digest(world, "bob")["Message-ID"] == before
