@@ -24,6 +24,7 @@ from app.errors import NotFound, TidingsError
 from app.models import (
     ApiToken,
     Attachment,
+    DigestItem,
     InboundMessage,
     Membership,
     MessageRef,
@@ -40,7 +41,19 @@ from app.tokens import MAX_KEY_VERSION, ReplyKeys, reply_keys
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # Local parts we use for our own purposes; a team by that name would shadow them.
-RESERVED_SLUGS = frozenset({"digest", "postmaster", "abuse", "mailer-daemon", "noreply", "bounce"})
+DIGEST_LOCAL_PART = "digest"  # digests come from here; a reply to it is answered with help
+UNSUBSCRIBE_LOCAL_PART = "unsubscribe"  # unsubscribe+TOKEN@domain: List-Unsubscribe by mail
+RESERVED_SLUGS = frozenset(
+    {
+        DIGEST_LOCAL_PART,
+        UNSUBSCRIBE_LOCAL_PART,
+        "postmaster",
+        "abuse",
+        "mailer-daemon",
+        "noreply",
+        "bounce",
+    }
+)
 CADENCES = ("daily", "weekly", "immediate", "off")
 
 
@@ -785,6 +798,23 @@ def enqueue_mail(
     session.add(outbound)
     session.flush()
     return outbound
+
+
+def digest_threads(session: Session, message_id: str, person_id: int) -> list[Thread]:
+    """The live threads a digest we sent to `person_id` covered, found by its Message-ID."""
+    query = (
+        select(Thread)
+        .join(Update, Update.thread_id == Thread.id)
+        .join(DigestItem, DigestItem.update_id == Update.id)
+        .join(OutboundMessage, OutboundMessage.id == DigestItem.outbound_id)
+        .where(
+            OutboundMessage.message_id == message_id,
+            OutboundMessage.person_id == person_id,
+            Thread.deleted_at.is_(None),  # type: ignore[union-attr]
+        )
+        .distinct()
+    )
+    return sorted(session.exec(query).all(), key=lambda t: t.id or 0)
 
 
 def outbox_key_exists(session: Session, idempotency_key: str) -> bool:

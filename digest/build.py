@@ -26,7 +26,13 @@ from app.db import session_scope
 from app.models import DigestItem, Membership, OutboundMessage, Person, Team, Thread, Update
 from app.render import render_email, render_markdown
 from app.settings import Settings
-from app.tokens import UNSUBSCRIBE_PURPOSE, ReplyKeys, reply_address_for, sign_link
+from app.tokens import (
+    UNSUBSCRIBE_PURPOSE,
+    ReplyKeys,
+    reply_address_for,
+    sign_address_link,
+    sign_link,
+)
 from digest.compose import (
     DigestEntry,
     compose,
@@ -230,7 +236,9 @@ def plan_digest(
         headers={
             # One stable list for every digest, so a mail filter on it keeps working.
             "List-Id": f"Tidings digest <digest.{settings.mail_domain}>",
-            "List-Unsubscribe": f"<{unsubscribe_url}>",
+            # RFC 2369: clients that cannot POST (RFC 8058) send mail to the address instead.
+            "List-Unsubscribe": f"<{unsubscribe_mailto(person, settings, now)}>,"
+            f" <{unsubscribe_url}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
         },
     )
@@ -257,6 +265,17 @@ def unsubscribe_url_for(person: Person, settings: Settings, now: datetime) -> st
         settings.ensure_secret_key(),
     )
     return f"{settings.base_url}/unsubscribe?t={token}"
+
+
+def unsubscribe_mailto(person: Person, settings: Settings, now: datetime) -> str:
+    token = sign_address_link(
+        UNSUBSCRIBE_PURPOSE,
+        person.id,  # type: ignore[arg-type]
+        now + UNSUBSCRIBE_LINK_LIFETIME,
+        settings.ensure_secret_key(),
+    )
+    local = f"{store.UNSUBSCRIBE_LOCAL_PART}+{token}"
+    return f"mailto:{local}@{settings.mail_domain}?subject=unsubscribe"
 
 
 def run_digests(

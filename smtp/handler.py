@@ -25,6 +25,7 @@ from app.tokens import parse_recipient
 from smtp.classify import classify_message
 from smtp.parse import header_message, message_id_of, sender_address
 from smtp.reply_address import Refusal, check_reply_token
+from smtp.service_mail import is_service_address, unsubscriber
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,15 @@ class TidingsHandler:
         recipient = parse_recipient(address, self.domain)
         if recipient is None:
             return f"550 5.7.1 <{address}>: relaying denied; this server only takes team mail"
-        if recipient.team_slug == "digest" and recipient.token is None:
-            return (
-                "550 5.1.1 Digests cannot be answered as a whole: reply to one item with"
-                " its Reply link, or write to the team address"
-            )
+        if recipient.team_slug == store.UNSUBSCRIBE_LOCAL_PART:
+            if unsubscriber(recipient.token or "", self.secret) is None:
+                return (
+                    f"550 5.1.1 <{address}>: this unsubscribe address is not valid or has"
+                    " expired; use the link in a recent digest"
+                )
+            return None
+        if recipient.team_slug == store.DIGEST_LOCAL_PART and recipient.token is None:
+            return None  # kept, and answered with how to reply to one item
         with session_scope(self.engine) as db:
             try:
                 team = store.get_team(db, recipient.team_slug)
@@ -137,7 +142,7 @@ class TidingsHandler:
             recipient = parse_recipient(rcpt, self.domain)
             # A reply address was checked at RCPT; a sender other than the member it was
             # issued to is held for that member's approval by processing, not refused here.
-            if recipient is None or recipient.token is not None:
+            if recipient is None or recipient.token is not None or is_service_address(recipient):
                 continue
             team = store.get_team(db, recipient.team_slug)
             if person is None or not store.is_member(db, team.id, person.id):  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ from smtp.parse import (
     thread_title,
 )
 from smtp.reply_address import Refusal, ReplyClaim, check_reply_token
+from smtp.service_mail import answer_digest_reply, is_service_address, unsubscribe
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +244,14 @@ def queue_posted_as_receipt(
 
 def process_entry(session: Session, entry: InboundMessage, settings: Settings) -> None:
     """Turn one journal entry into updates, or record why not. The caller commits."""
+    recipients = [parse_recipient(r, settings.mail_domain) for r in entry.rcpt_tos.split("\n")]
+    # Checked before parsing: a mail client's unsubscribe message may look automatic, and
+    # an unparseable one still means "stop".
+    unsubscribes = [r for r in recipients if r and r.team_slug == store.UNSUBSCRIBE_LOCAL_PART]
+    if unsubscribes:
+        done = "; ".join(unsubscribe(session, r, settings) for r in unsubscribes)
+        store.finish_inbound(session, entry, "processed", "unsubscribed", done)
+        return
     try:
         parsed = parse_message(entry.raw)
     except UnparseableMessage as exc:
@@ -263,6 +272,10 @@ def process_entry(session: Session, entry: InboundMessage, settings: Settings) -
     )
     if verdict.failed:
         store.finish_inbound(session, entry, "quarantined", QUARANTINE_REASON, verdict.detail)
+        return
+    if any(r and is_service_address(r) for r in recipients):
+        detail = answer_digest_reply(session, entry, parsed, settings)
+        store.finish_inbound(session, entry, "quarantined", "digest-reply", detail)
         return
     results = [
         _store_for_recipient(session, entry, parsed, rcpt, settings)

@@ -429,6 +429,68 @@ def test_alias_counts_only_after_its_confirmation_link(stack: Stack) -> None:
     assert update["author"]["email"] == BOB
 
 
+def test_reply_to_a_whole_digest_is_kept_and_answered_with_item_addresses(stack: Stack) -> None:
+    stack.cli("digest", "run", "--now")  # earlier posts go out first
+    first = post(stack, "Digest reply A", "First of two.")
+    second = post(stack, "Digest reply B", "Second of two.")
+    stack.cli("digest", "run", "--now")
+    digest = digests_for(stack, BOB)[-1]
+    assert digest["Reply-To"] is None  # two threads: no single place to reply to
+    sender = digest["From"].addresses[0].addr_spec
+    reply = mail(
+        BOB,
+        sender,
+        f"Re: {digest['Subject']}",
+        "Agree with both.",
+        In_Reply_To=str(digest["Message-ID"]),
+    )
+    stack.send(reply, BOB, sender)  # accepted: 250, not a bounce
+    entry = wait_for(
+        lambda: next((e for e in quarantined(stack) if e["reason"] == "digest-reply"), None),
+        what="the kept reply",
+    )
+    assert "kept" in entry["detail"]
+    answer = wait_for(
+        lambda: next((m for m in stack.outbox() if "answer one item" in str(m["Subject"])), None),
+        what="the answer",
+    )
+    assert answer["To"].addresses[0].addr_spec == BOB
+    text = answer.get_body(("plain",)).get_content()
+    assert "Digest reply A" in text and "Digest reply B" in text
+    addresses = re.findall(r"eng\+r\.[a-z2-7]+@" + re.escape(DOMAIN), text)
+    keys = stack.reply_keys()
+    threads_named = {
+        verify_reply_token(parse_recipient(a, DOMAIN).token, keys).thread_id for a in addresses
+    }
+    assert threads_named == {first["id"], second["id"]}
+    assert len(updates_of(stack, first["id"])) == 1  # nothing was posted
+
+
+def test_list_unsubscribe_by_mail_stops_only_that_members_digests(stack: Stack) -> None:
+    post(stack, "Unsubscribe by mail", "For Alice's digest.", sender=BOB)
+    stack.cli("digest", "run", "--now")
+    digest = digests_for(stack, ALICE)[-1]
+    mailto = re.findall(r"<(mailto:[^>]+)>", str(digest["List-Unsubscribe"]))[0]
+    address = mailto.removeprefix("mailto:").split("?")[0]
+    local, _, domain = address.partition("@")
+    mangled = f"{local.upper()}@{domain}"  # some servers change the case of local parts
+    stack.send(
+        mail(ALICE, mangled, "unsubscribe", "This message was sent by my mail app."), ALICE, mangled
+    )
+
+    def cadence(who: str) -> str:
+        return {m["email"]: m for m in stack.api("/teams/eng/members").json()}[who][
+            "digest_cadence"
+        ]
+
+    wait_for(lambda: cadence(ALICE) == "off", what="Alice's digests off")
+    assert cadence(BOB) != "off"
+    forged = f"unsubscribe+{local.split('+')[1][:-2]}aa@{domain}"
+    code, text = refusal(stack, mail(ALICE, forged, "unsubscribe", "x"), ALICE, forged)
+    assert code == 550 and "not valid" in text
+    stack.cli("member", "set", ALICE, "--digest", "daily")
+
+
 def test_key_rotation_keeps_old_addresses_working_until_retired(stack: Stack) -> None:
     """Last in this module: it retires the key the other tests' addresses use."""
     thread = post(stack, "Rotation", "Before the rotation.")

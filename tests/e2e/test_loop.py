@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import re
 import smtplib
 import subprocess
 from collections.abc import Iterator
@@ -102,7 +103,7 @@ def test_non_member_is_refused_at_end_of_data_and_nothing_is_stored(stack: Stack
     [
         (f"nobody@{DOMAIN}", b"no such team"),
         ("eng@elsewhere.example", b"relaying denied"),
-        (f"digest@{DOMAIN}", b"reply to one item"),
+        (f"unsubscribe+abc@{DOMAIN}", b"unsubscribe address is not valid"),
     ],
 )
 def test_unknown_recipients_are_refused_at_rcpt(stack: Stack, rcpt: str, text: bytes) -> None:
@@ -609,7 +610,10 @@ def test_digest_list_headers_wrapping_and_one_click_unsubscribe(stack: Stack) ->
     digest = digests_for(stack, BOB)[-1]
     assert digest["List-Id"] == f"Tidings digest <digest.{DOMAIN}>"
     assert digest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    url = str(digest["List-Unsubscribe"]).strip("<>")
+    mailto, url = re.findall(r"<([^>]+)>", str(digest["List-Unsubscribe"]))
+    assert mailto.startswith("mailto:unsubscribe+") and mailto.endswith(
+        f"@{DOMAIN}?subject=unsubscribe"
+    )
     assert url.startswith(f"{stack.base_url}/unsubscribe?t=")
     text = digest.get_body(("plain",)).get_content()
     assert all(
