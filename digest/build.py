@@ -34,6 +34,7 @@ from app.tokens import (
     sign_link,
 )
 from digest.compose import (
+    Digest,
     DigestEntry,
     compose,
     cut_long,
@@ -234,8 +235,7 @@ def plan_digest(
         now=now,
         reply_to=reply_to,
         headers={
-            # One stable list for every digest, so a mail filter on it keeps working.
-            "List-Id": f"Tidings digest <digest.{settings.mail_domain}>",
+            "List-Id": list_id(digest, settings.mail_domain),
             # RFC 2369: clients that cannot POST (RFC 8058) send mail to the address instead.
             "List-Unsubscribe": f"<{unsubscribe_mailto(person, settings, now)}>,"
             f" <{unsubscribe_url}>",
@@ -265,6 +265,15 @@ def unsubscribe_url_for(person: Person, settings: Settings, now: datetime) -> st
         settings.ensure_secret_key(),
     )
     return f"{settings.base_url}/unsubscribe?t={token}"
+
+
+def list_id(digest: Digest, domain: str) -> str:
+    """RFC 2919: a digest from one team is that team's list, so a mail filter can sort it;
+    one that spans teams is the member's own digest list."""
+    if len(digest.teams) == 1 and not digest.for_you:
+        team = digest.teams[0]
+        return f"{team.name} <{team.slug}.{domain}>"
+    return f"Tidings digest <digest.{domain}>"
 
 
 def unsubscribe_mailto(person: Person, settings: Settings, now: datetime) -> str:

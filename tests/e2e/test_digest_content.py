@@ -105,6 +105,7 @@ def test_what_needs_the_reader_comes_first(world: Engine, settings: Settings) ->
     digest = latest_digest(world, "alice")
     assert digest.get_content_type() == "multipart/alternative"
     assert digest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert digest["List-Id"] == f"Tidings digest <digest.{DOMAIN}>"  # two teams
     text, html = parts(digest)
     for part in (text, html):
         for phrase in (

@@ -608,7 +608,7 @@ def test_digest_list_headers_wrapping_and_one_click_unsubscribe(stack: Stack) ->
     post(stack, "Rollout", f"{long_line}\n\n- short item\n- {long_line}")
     stack.cli("digest", "run", "--now")
     digest = digests_for(stack, BOB)[-1]
-    assert digest["List-Id"] == f"Tidings digest <digest.{DOMAIN}>"
+    assert digest["List-Id"] == f"Engineering <eng.{DOMAIN}>"  # one team: that team's list
     assert digest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     mailto, url = re.findall(r"<([^>]+)>", str(digest["List-Unsubscribe"]))
     assert mailto.startswith("mailto:unsubscribe+") and mailto.endswith(

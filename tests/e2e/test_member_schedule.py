@@ -27,9 +27,9 @@ from tests.e2e.stack import BIN
 MONDAY = date(2026, 11, 23)
 
 
-def at(day: int, hour: int, minute: int = 0) -> datetime:
+def at(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
     """An instant in the week of 2026-11-23 (day 0 is Monday), UTC."""
-    return datetime(2026, 11, 23 + day, hour, minute, tzinfo=UTC)
+    return datetime(2026, 11, 23 + day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -184,3 +184,38 @@ def test_checkin_prompt_skips_away_members_and_waits_out_quiet_hours(setup) -> N
     assert prompted(bob) == 0
     run_checkins(engine, settings, at(2, 8, 0))  # quiet hours over: Tuesday's prompt goes
     assert prompted(bob) == 1 and prompted(alice) == 2
+
+
+def test_immediate_digests_batch_what_arrives_within_a_minute(setup) -> None:
+    engine, settings, env = setup
+    slug = env["SLUG"]
+    alice, bob = f"alice.{slug}@example.com", f"bob.{slug}@example.com"
+    with session_scope(engine) as session:
+        store.change_member_settings(
+            session, bob, store.MemberSettings(cadence="immediate", quiet="off")
+        )
+    post(engine, slug, alice, "First news", at(1, 10, 0))
+    run_digests(engine, settings, at(1, 10, 0, 5))
+    assert digests_to(engine, bob) == [["First news"]]
+    post(engine, slug, alice, "Second news", at(1, 10, 0, 20))
+    post(engine, slug, alice, "Third news", at(1, 10, 0, 40))
+    run_digests(engine, settings, at(1, 10, 0, 45))  # under a minute since the last one
+    assert len(digests_to(engine, bob)) == 1
+    run_digests(engine, settings, at(1, 10, 1, 10))
+    assert digests_to(engine, bob)[-1] == ["Second news", "Third news"]
+
+
+def test_immediate_digests_wait_out_quiet_hours(setup) -> None:
+    engine, settings, env = setup
+    slug = env["SLUG"]
+    alice, bob = f"alice.{slug}@example.com", f"bob.{slug}@example.com"
+    with session_scope(engine) as session:
+        store.change_member_settings(
+            session, bob, store.MemberSettings(cadence="immediate", quiet="22:00-07:00")
+        )
+    post(engine, slug, alice, "Late news", at(1, 23, 0))
+    run_digests(engine, settings, at(1, 23, 5))
+    run_digests(engine, settings, at(2, 6, 59))
+    assert digests_to(engine, bob) == []
+    run_digests(engine, settings, at(2, 7, 0))
+    assert digests_to(engine, bob) == [["Late news"]]
