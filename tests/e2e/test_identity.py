@@ -349,6 +349,46 @@ def test_held_reply_can_be_discarded_and_notices_are_rationed(stack: Stack) -> N
     assert len(notices) == notices_before
 
 
+def test_approving_a_reply_whose_thread_was_deleted_keeps_it_with_the_reason(
+    stack: Stack,
+) -> None:
+    thread = post(stack, "Soon deleted", "This thread will go.")
+    bobs_address = address_for(stack, BOB, thread["id"])
+    stack.send(mail(CAROL, bobs_address, "Re: Soon deleted", "Too late?"), CAROL, bobs_address)
+
+    def request() -> EmailMessage | None:
+        return next(
+            (
+                m
+                for m in stack.outbox()
+                if m["To"].addresses[0].addr_spec == BOB
+                and "Too late?" in m.get_body(("plain",)).get_content()
+            ),
+            None,
+        )
+
+    text = wait_for(request, what="the approval request").get_body(("plain",)).get_content()
+    link = re.search(r"http://\S+/held/\d+\?\S+", text).group(0)
+    stack.cli("thread", "delete", str(thread["id"]))
+    review = httpx.get(link, timeout=10)
+    assert review.status_code == 200 and "Too late?" in review.text
+    form = dict(re.findall(r'name="(p|t)" value="([^"]*)"', review.text))
+    entry_id = re.search(r"/held/(\d+)", link).group(1)
+    httpx.post(f"{stack.base_url}/held/{entry_id}/approve", data=form, timeout=10)
+    entry = wait_for(
+        lambda: next(
+            (
+                e
+                for e in quarantined(stack)
+                if e["id"] == int(entry_id) and e["reason"] != "unverified-sender"
+            ),
+            None,
+        ),
+        what="the re-processed entry",
+    )
+    assert entry["reason"] == "thread-deleted" and "deleted" in entry["detail"]
+
+
 def test_forged_from_to_the_team_address_is_refused(stack: Stack) -> None:
     forged = mail("Alice <alice@example.com.evil.example>", TEAM, "Hi", "Pay this invoice.")
     with pytest.raises(smtplib.SMTPDataError) as refused:
