@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     dns_resolver: str = Field(
         "", description="IP[:PORT] of the DNS server for DKIM key lookups; default: system's."
     )
+    dkim_selector: str = Field("", description="DKIM selector for signing outgoing mail.")
+    dkim_key_file: str = Field(
+        "", description="PEM RSA private key for DKIM signing; unset: mail is not signed."
+    )
     templates_dir: Path = Field(
         Path(__file__).resolve().parent.parent / "templates", description="Jinja2 templates."
     )

@@ -488,10 +488,11 @@ def thread_delete(
 
 
 def _deliver(cfg: Settings, engine: Engine) -> None:
-    from digest.send import deliver_pending, transport_from_url
+    from digest.send import deliver_pending
+    from digest.signing import outbound_transport
 
     try:
-        transport = transport_from_url(cfg.outbound_url)
+        transport = outbound_transport(cfg)
     except TidingsError as exc:
         fail(exc)
     say(f"Sending through {transport.description} ...")

@@ -22,7 +22,8 @@ from app.models import utcnow
 from app.settings import Settings
 from digest.build import run_digests
 from digest.checkin import run_checkins
-from digest.send import Transport, deliver_pending, transport_from_url
+from digest.send import Transport, deliver_pending
+from digest.signing import outbound_transport
 from smtp.authcheck import dns_txt_lookup
 from smtp.handler import TidingsHandler, make_smtp_server
 from smtp.ingest import process_journal_entry, process_pending
@@ -92,7 +93,7 @@ async def run_services(
         loop.add_signal_handler(sig, stop.set)
     tasks: list[asyncio.Task[None]] = []
     background: set[asyncio.Future[str]] = set()
-    worker = Worker(engine, settings, transport_from_url(settings.outbound_url))
+    worker = Worker(engine, settings, outbound_transport(settings))
 
     def process_now(entry_id: int) -> None:
         future = asyncio.ensure_future(

@@ -81,6 +81,7 @@ def test_a_first_team_with_clear_errors(tmp_path: Path) -> None:
             "timezone": "America/New_York",
             "digest": "weekly",
             "hour": 7,
+            "schedule": "weekly on mon at 07:00 America/New_York; quiet 20:00-08:00",
         }
     ]
     teams = json.loads(run(tmp_path, "team", "list", "--json").stdout)

@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -399,17 +400,28 @@ def test_openapi_docs_are_served(stack: Stack) -> None:
     assert stack.get("/docs").status_code == 200
 
 
-def test_digest_through_the_smtp_transport_reaches_a_real_server(stack: Stack) -> None:
-    post(stack, "Relay check", "Sent through a relay.")
+def test_digest_through_the_smtp_transport_reaches_a_real_server(tmp_path: Path) -> None:
+    """A stack of its own, sending through a real SMTP server: the running worker and the
+    CLI both deliver there, so whichever sends first, the relay sees it once."""
     with running_sink() as (sink, port):
-        result = stack.cli(
-            "digest", "run", "--now", env={"TIDINGS_OUTBOUND_URL": f"smtp://127.0.0.1:{port}"}
-        )
-        assert f"SMTP relay 127.0.0.1:{port}" in result.stderr
-        [envelope] = [e for e in sink.received if e.rcpt_tos == [BOB]]
+        relay = make_stack(tmp_path, f"sqlite:///{tmp_path / 'relay.db'}", free_port(), free_port())
+        relay.env["TIDINGS_OUTBOUND_URL"] = f"smtp://127.0.0.1:{port}"
+        relay.start()
+        try:
+            relay.cli("team", "create", "eng", "--name", "Engineering")
+            for who in (ALICE, BOB):
+                relay.cli("member", "add", "eng", who, "--hour", far_hour("UTC"))
+            relay.send(mail(ALICE, TEAM, "Relay check", "Sent through a relay."), ALICE, TEAM)
+            wait_for(lambda: journal_settled(relay.env["TIDINGS_DATABASE_URL"]), what="the post")
+            result = relay.cli("digest", "run", "--now")
+            assert f"SMTP relay 127.0.0.1:{port}" in result.stderr
+            [envelope] = wait_for(lambda: [e for e in sink.received if e.rcpt_tos == [BOB]])
+        finally:
+            relay.stop()
     assert envelope.mail_from == f"digest@{DOMAIN}"
     msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
     assert "Sent through a relay." in msg.get_body(("plain",)).get_content()
+    assert not (tmp_path / "outbox").exists()  # nothing went to the default Maildir
 
 
 def test_bounce_from_mailer_daemon_is_kept_not_posted(stack: Stack) -> None:

@@ -92,12 +92,21 @@ async def test_smtp_transport_delivers_to_a_real_server(
     assert (again.sent, again.failed) == (0, 0)
 
 
-async def test_unreachable_relay_leaves_mail_pending_for_retry(engine: Engine) -> None:
-    [row_id] = queue(engine, "c@example.com")
+async def test_unreachable_relay_leaves_mail_pending_for_retry(
+    engine: Engine, sink: tuple[Sink, int]
+) -> None:
+    ids = queue(engine, "c@example.com", "d@example.com")
     report = await deliver_pending(engine, SmtpTransport("127.0.0.1", free_port()))
-    assert report.failed >= 1
-    [row] = rows(engine, [row_id])
-    assert row.status == "pending" and row.attempts == 1 and row.last_error
+    assert (report.sent, report.failed) == (0, 1)
+    tried, untried = rows(engine, ids)
+    assert (tried.status, tried.attempts) == ("pending", 1)
+    assert "Error connecting to 127.0.0.1" in (tried.last_error or "")
+    # The pass stopped there: the next message would only have failed the same way.
+    assert (untried.status, untried.attempts) == ("pending", 0)
+    handler, port = sink  # the relay is back
+    again = await deliver_pending(engine, SmtpTransport("127.0.0.1", port))
+    assert (again.sent, again.failed) == (1, 0)
+    assert [e.rcpt_tos for e in handler.received] == [["d@example.com"]]  # c waits its minute
 
 
 async def test_two_concurrent_senders_send_each_row_once(
