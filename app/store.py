@@ -43,6 +43,7 @@ SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # Local parts we use for our own purposes; a team by that name would shadow them.
 DIGEST_LOCAL_PART = "digest"  # digests come from here; a reply to it is answered with help
 UNSUBSCRIBE_LOCAL_PART = "unsubscribe"  # unsubscribe+TOKEN@domain: List-Unsubscribe by mail
+BOUNCE_LOCAL_PART = "bounce"  # bounce+TOKEN@domain: the return path of mail to a member
 RESERVED_SLUGS = frozenset(
     {
         DIGEST_LOCAL_PART,
@@ -51,7 +52,7 @@ RESERVED_SLUGS = frozenset(
         "abuse",
         "mailer-daemon",
         "noreply",
-        "bounce",
+        BOUNCE_LOCAL_PART,
     }
 )
 CADENCES = ("daily", "weekly", "immediate", "off")

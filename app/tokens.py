@@ -155,6 +155,7 @@ _LINK = struct.Struct(">QQ")  # subject id, expiry (Unix seconds)
 FIX_LINK_PURPOSE = "fix-update"  # lets an update's author correct what was posted
 UNSUBSCRIBE_PURPOSE = "unsubscribe"  # turns one person's digest off
 CONFIRM_ALIAS_PURPOSE = "confirm-alias"  # proves the alias's owner reads mail sent to it
+BOUNCE_PURPOSE = "bounce"  # a VERP return path: bounces say which member they are about
 
 
 def approve_held_purpose(person_id: int) -> str:

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import mailbox
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -320,7 +320,13 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def _attempt(connection: Connection, row: OutboundMessage) -> tuple[str | None, bool]:
+ReturnPath = Callable[[OutboundMessage], str]
+"""The envelope sender for a row: where bounces about it go (see digest/outbound.py)."""
+
+
+async def _attempt(
+    connection: Connection, row: OutboundMessage, return_path: ReturnPath | None
+) -> tuple[str | None, bool]:
     """Send one row: (None, False) when it went out, else (error, whether it is permanent).
 
     Every exception but `RelayUnavailable` becomes the row's failure, so one recipient's
@@ -328,7 +334,8 @@ async def _attempt(connection: Connection, row: OutboundMessage) -> tuple[str | 
     everyone else's mail.
     """
     try:
-        await connection.send(row.raw, envelope_sender(row.raw), row.recipient)
+        sender = return_path(row) if return_path else envelope_sender(row.raw)
+        await connection.send(row.raw, sender, row.recipient)
     except RelayUnavailable:
         raise
     except aiosmtplib.SMTPResponseException as exc:
@@ -343,7 +350,10 @@ async def _attempt(connection: Connection, row: OutboundMessage) -> tuple[str | 
 
 
 async def deliver_pending(
-    engine: Engine, transport: Transport, limit: int = 1000
+    engine: Engine,
+    transport: Transport,
+    limit: int = 1000,
+    return_path: ReturnPath | None = None,
 ) -> DeliveryReport:
     """Send due outbox rows until none are left (or `limit`), over one connection.
 
@@ -360,7 +370,7 @@ async def deliver_pending(
                 break
             relay_down = False
             try:
-                error, permanent = await _attempt(connection, row)
+                error, permanent = await _attempt(connection, row, return_path)
             except RelayUnavailable as exc:
                 error, permanent, relay_down = str(exc), False, True
             status = await asyncio.to_thread(_finish, engine, row, error, permanent)

@@ -25,7 +25,7 @@ from app.tokens import parse_recipient
 from smtp.classify import classify_message
 from smtp.parse import header_message, message_id_of, sender_address
 from smtp.reply_address import Refusal, check_reply_token
-from smtp.service_mail import is_service_address, unsubscriber
+from smtp.service_mail import is_service_address, returned_for, unsubscriber
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,10 @@ class TidingsHandler:
                     f"550 5.1.1 <{address}>: this unsubscribe address is not valid or has"
                     " expired; use the link in a recent digest"
                 )
+            return None
+        if recipient.team_slug == store.BOUNCE_LOCAL_PART:
+            if returned_for(recipient.token or "", self.secret) is None:
+                return f"550 5.1.1 <{address}>: not a return path of this server"
             return None
         if recipient.team_slug == store.DIGEST_LOCAL_PART and recipient.token is None:
             return None  # kept, and answered with how to reply to one item

@@ -35,7 +35,12 @@ from smtp.parse import (
     thread_title,
 )
 from smtp.reply_address import Refusal, ReplyClaim, check_reply_token
-from smtp.service_mail import answer_digest_reply, is_service_address, unsubscribe
+from smtp.service_mail import (
+    answer_digest_reply,
+    is_service_address,
+    record_returned_mail,
+    unsubscribe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +261,11 @@ def process_entry(session: Session, entry: InboundMessage, settings: Settings) -
         parsed = parse_message(entry.raw)
     except UnparseableMessage as exc:
         store.finish_inbound(session, entry, "quarantined", "unparseable", str(exc))
+        return
+    returns = [r for r in recipients if r and r.team_slug == store.BOUNCE_LOCAL_PART]
+    if returns:
+        reason, detail = record_returned_mail(session, returns[0], parsed, settings)
+        store.finish_inbound(session, entry, "quarantined", reason, detail)
         return
     kind = parsed.classification.kind
     if kind != "human":

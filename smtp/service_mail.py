@@ -1,5 +1,6 @@
 """Mail to our own service addresses rather than a team: `unsubscribe+TOKEN@` (the mailto
-half of List-Unsubscribe) and `digest@` (someone answered a digest as a whole).
+half of List-Unsubscribe), `digest@` (someone answered a digest as a whole) and
+`bounce+TOKEN@` (the VERP return path of mail to a member: bounces and auto-replies).
 
 Neither is ever refused once accepted, and neither is dropped in silence: an
 unsubscribe turns that one member's digests off, and a reply to a digest is kept in
@@ -17,6 +18,7 @@ from app.models import InboundMessage, Person, Team, utcnow
 from app.render import render_email
 from app.settings import Settings
 from app.tokens import (
+    BOUNCE_PURPOSE,
     UNSUBSCRIBE_PURPOSE,
     InvalidToken,
     Recipient,
@@ -27,9 +29,31 @@ from smtp.parse import ParsedMessage
 
 
 def is_service_address(recipient: Recipient) -> bool:
-    return recipient.team_slug == store.UNSUBSCRIBE_LOCAL_PART or (
+    return recipient.team_slug in (store.UNSUBSCRIBE_LOCAL_PART, store.BOUNCE_LOCAL_PART) or (
         recipient.team_slug == store.DIGEST_LOCAL_PART and recipient.token is None
     )
+
+
+def returned_for(token: str, secret: str) -> int | None:
+    """The person id a VERP return path names, or None when it is not one of ours."""
+    try:
+        return verify_address_link(token, BOUNCE_PURPOSE, utcnow(), secret)
+    except InvalidToken:
+        return None
+
+
+def record_returned_mail(
+    session: Session, recipient: Recipient, parsed: ParsedMessage, settings: Settings
+) -> tuple[str, str]:
+    """(reason, detail) for mail that came back to a member's return path: a bounce, an
+    auto-reply, or (rarely) a person answering the envelope sender."""
+    person_id = returned_for(recipient.token or "", settings.ensure_secret_key())
+    person = session.get(Person, person_id) if person_id is not None else None
+    who = person.email if person else "an unknown member"
+    kind = parsed.classification.kind
+    reason = {"bounce": "bounce", "auto_reply": "auto-reply"}.get(kind, "returned-mail")
+    said = parsed.classification.detail or f"Recognised as {reason}."
+    return reason, f"Returned mail about {who} (return path): {said}"
 
 
 def unsubscriber(token: str, secret: str) -> int | None:

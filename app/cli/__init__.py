@@ -488,15 +488,15 @@ def thread_delete(
 
 
 def _deliver(cfg: Settings, engine: Engine) -> None:
+    from digest.outbound import outbound_transport, verp_return_path
     from digest.send import deliver_pending
-    from digest.signing import outbound_transport
 
     try:
         transport = outbound_transport(cfg)
     except TidingsError as exc:
         fail(exc)
     say(f"Sending through {transport.description} ...")
-    report = asyncio.run(deliver_pending(engine, transport))
+    report = asyncio.run(deliver_pending(engine, transport, return_path=verp_return_path(cfg)))
     say(f"Sent {report.sent}, failed {report.failed}.")
     if report.failed:
         fail(

@@ -22,8 +22,8 @@ from app.models import utcnow
 from app.settings import Settings
 from digest.build import run_digests
 from digest.checkin import run_checkins
+from digest.outbound import outbound_transport, verp_return_path
 from digest.send import Transport, deliver_pending
-from digest.signing import outbound_transport
 from smtp.authcheck import dns_txt_lookup
 from smtp.handler import TidingsHandler, make_smtp_server
 from smtp.ingest import process_journal_entry, process_pending
@@ -55,6 +55,7 @@ class Worker:
 
     def __init__(self, engine: Engine, settings: Settings, transport: Transport) -> None:
         self.engine, self.settings, self.transport = engine, settings, transport
+        self.return_path = verp_return_path(settings)
         self.wake = asyncio.Event()
 
     def poke(self) -> None:
@@ -64,7 +65,7 @@ class Worker:
         await asyncio.to_thread(process_pending, self.engine, self.settings)
         await asyncio.to_thread(run_checkins, self.engine, self.settings, utcnow())
         await asyncio.to_thread(run_digests, self.engine, self.settings, utcnow())
-        await deliver_pending(self.engine, self.transport)
+        await deliver_pending(self.engine, self.transport, return_path=self.return_path)
 
     async def run(self) -> None:
         while True:

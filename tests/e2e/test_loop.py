@@ -32,6 +32,7 @@ from tests.e2e.stack import (
     mail,
     make_stack,
     quarantine_reasons,
+    quarantined,
     reply_address_of,
     thread_titled,
     threads,
@@ -416,12 +417,41 @@ def test_digest_through_the_smtp_transport_reaches_a_real_server(tmp_path: Path)
             result = relay.cli("digest", "run", "--now")
             assert f"SMTP relay 127.0.0.1:{port}" in result.stderr
             [envelope] = wait_for(lambda: [e for e in sink.received if e.rcpt_tos == [BOB]])
+            msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            assert "Sent through a relay." in msg.get_body(("plain",)).get_content()
+            assert not (tmp_path / "outbox").exists()  # nothing went to the default Maildir
+            # VERP: the envelope sender names Bob, so the bounce says whose address failed
+            # even though it quotes nothing of the digest.
+            return_path = envelope.mail_from
+            assert return_path.startswith("bounce+") and return_path.endswith(f"@{DOMAIN}")
+            relay.send(dsn_to(return_path), "", return_path)
+            entry = wait_for(
+                lambda: next(
+                    (e for e in quarantined(relay) if "Returned mail" in (e["detail"] or "")),
+                    None,
+                ),
+                what="the bounce",
+            )
+            assert entry["reason"] == "bounce" and BOB in entry["detail"]
+            forged = f"bounce+{return_path[7:20]}@{DOMAIN}"
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                relay.send(dsn_to(forged), "", forged)
         finally:
             relay.stop()
-    assert envelope.mail_from == f"digest@{DOMAIN}"
-    msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-    assert "Sent through a relay." in msg.get_body(("plain",)).get_content()
-    assert not (tmp_path / "outbox").exists()  # nothing went to the default Maildir
+
+
+def dsn_to(address: str) -> bytes:
+    """A delivery status notification that names no recipient of its own."""
+    return (
+        f"From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\nTo: {address}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="R"\r\n\r\n'
+        "--R\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--R\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.org\r\n\r\n"
+        "Final-Recipient: rfc822; mailbox-42@mx.example.org\r\nAction: failed\r\n"
+        "Status: 5.1.1\r\n--R--\r\n"
+    ).encode()
 
 
 def test_bounce_from_mailer_daemon_is_kept_not_posted(stack: Stack) -> None:

@@ -1,6 +1,11 @@
-"""DKIM signatures on outgoing mail, when a key is configured (`TIDINGS_DKIM_SELECTOR`,
-`TIDINGS_DKIM_KEY_FILE`). Receivers use them to tell our digests from forgeries, and
-DMARC needs them to align with the From domain. docs/deploy.md lists the DNS records."""
+"""How mail leaves: the transport from `TIDINGS_OUTBOUND_URL`, DKIM signatures when a key
+is configured (`TIDINGS_DKIM_SELECTOR`, `TIDINGS_DKIM_KEY_FILE`), and a VERP return path.
+
+Receivers use the signature to tell our digests from forgeries, and DMARC needs it to
+align with the From domain; docs/deploy.md lists the DNS records. The return path
+`bounce+TOKEN@domain` names the member a message was for, so a bounce says whose
+address failed even when it quotes nothing useful.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,19 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import dkim
 
+from app import store
 from app.errors import TidingsError
+from app.models import OutboundMessage, utcnow
 from app.settings import Settings
-from digest.send import Connection, Transport, transport_from_url
+from app.tokens import BOUNCE_PURPOSE, sign_address_link
+from digest.send import Connection, ReturnPath, Transport, envelope_sender, transport_from_url
+
+RETURN_PATH_LIFETIME = timedelta(days=90)  # bounces come within days; late ones within weeks
 
 # What a reader would notice if it were changed in transit. List headers matter: a forged
 # List-Unsubscribe would send unsubscribes elsewhere.
@@ -113,3 +124,19 @@ def outbound_transport(settings: Settings) -> Transport:
     transport = transport_from_url(settings.outbound_url)
     signer = signer_from_settings(settings)
     return SigningTransport(transport, signer) if signer else transport
+
+
+def verp_return_path(settings: Settings) -> ReturnPath:
+    """`bounce+TOKEN@domain` for mail to a member (the token names them and is signed, so
+    a forged bounce cannot blame someone else); mail to anyone else keeps its From."""
+    secret = settings.ensure_secret_key()
+
+    def return_path(row: OutboundMessage) -> str:
+        if row.person_id is None:
+            return envelope_sender(row.raw)
+        token = sign_address_link(
+            BOUNCE_PURPOSE, row.person_id, utcnow() + RETURN_PATH_LIFETIME, secret
+        )
+        return f"{store.BOUNCE_LOCAL_PART}+{token}@{settings.mail_domain}"
+
+    return return_path
