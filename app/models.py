@@ -60,10 +60,17 @@ class Team(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(unique=True, index=True, max_length=64)
     name: str
+    # One question per line; a prompt with several numbers them.
     checkin_question: str = "What did you get done today?"
     # Local hour (in each member's zone) for the weekday check-in; None: only on demand.
     checkin_hour: int | None = None
+    # Which question (1-based) asks about blockers: its answers show as blockers in digests.
+    blocker_question: int | None = None
     created_at: datetime = _ts(nullable=False)
+
+    @property
+    def checkin_questions(self) -> list[str]:
+        return [q.strip() for q in self.checkin_question.splitlines() if q.strip()]
 
 
 class Person(SQLModel, table=True):

@@ -77,15 +77,32 @@ def create_team(session: Session, slug: str, name: str) -> Team:
     return team
 
 
-def set_checkin(session: Session, slug: str, hour: int | None, question: str | None = None) -> Team:
-    """Schedule the team's weekday check-in at a local hour (None: only on demand)."""
+def set_checkin(
+    session: Session,
+    slug: str,
+    hour: int | None,
+    questions: Sequence[str] | None = None,
+    blocker: int | None = None,
+) -> Team:
+    """Schedule the team's weekday check-in at a local hour (None: only on demand), with
+    its questions (one or more) and which of them (1-based) asks about blockers."""
     team = get_team(session, slug)
     if hour is not None and not 0 <= hour <= 23:
         raise TidingsError(f"Check-in hour {hour} is not an hour.", "Use 0 to 23 (local time).")
-    if question is not None:
-        if not question.strip():
+    if questions is not None:
+        asked = [" ".join(q.split()) for q in questions if q.strip()]
+        if not asked:
             raise TidingsError("The check-in question is empty.", "Give the question to ask.")
-        team.checkin_question = question.strip()
+        team.checkin_question = "\n".join(asked)
+        team.blocker_question = None  # it numbered the old questions
+    if blocker is not None:
+        count = len(team.checkin_questions)
+        if not 1 <= blocker <= count:
+            raise TidingsError(
+                f"There is no question {blocker}: the check-in asks {count}.",
+                "Number the questions from 1, in the order given with --question.",
+            )
+        team.blocker_question = blocker
     team.checkin_hour = hour
     session.add(team)
     session.flush()
@@ -460,6 +477,11 @@ def team_threads(session: Session, team_id: int, limit: int = 50, offset: int = 
     return list(session.exec(query))
 
 
+def checkin_title(team: Team) -> str:
+    questions = team.checkin_questions
+    return questions[0] if len(questions) == 1 else f"{team.name} check-in"
+
+
 def checkin_thread(session: Session, team: Team, day: date) -> Thread:
     """The team's check-in thread for `day`, created on first use (race-safe)."""
     query = select(Thread).where(Thread.team_id == team.id, Thread.checkin_date == day)
@@ -470,7 +492,7 @@ def checkin_thread(session: Session, team: Team, day: date) -> Thread:
         with session.begin_nested():
             thread = Thread(
                 team_id=team.id,  # type: ignore[arg-type]
-                title=f"{team.checkin_question} ({day.isoformat()})",
+                title=f"{checkin_title(team)} ({day.isoformat()})",
                 checkin_date=day,
             )
             session.add(thread)

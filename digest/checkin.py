@@ -70,7 +70,8 @@ def plan_checkin_prompt(
         {
             "person": person,
             "team": team,
-            "question": team.checkin_question,
+            "questions": team.checkin_questions,
+            "title": store.checkin_title(team),
             "day": day,
             "thread_url": f"{settings.base_url}/threads/{thread.id}",
         },

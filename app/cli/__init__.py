@@ -253,12 +253,26 @@ def team_checkin(
         int | None, typer.Option("--hour", help="Local hour, 0-23, in each member's zone.")
     ] = None,
     off: Annotated[bool, typer.Option("--off", help="Stop the scheduled check-in.")] = False,
-    question: Annotated[str | None, typer.Option("--question", help="What to ask.")] = None,
+    question: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--question", help="What to ask; repeat for several questions, asked in order."
+        ),
+    ] = None,
+    blocker_question: Annotated[
+        int | None,
+        typer.Option(
+            "--blocker-question",
+            help="Which question (1, 2, ...) asks about blockers: answers to it that are not"
+            " 'no'/'none' show at the top of the team's digest section until resolved.",
+        ),
+    ] = None,
 ) -> None:
-    """Ask the team's check-in question every weekday at a local hour, in each member's own
-    time zone (or stop with --off). `tidings checkin send` still asks at once.
+    """Ask the team's check-in questions every weekday at a local hour, in each member's
+    own time zone (or stop with --off). `tidings checkin send` still asks at once.
 
-    Example: tidings team checkin eng --hour 16 --question "What did you get done today?"
+    Example: tidings team checkin eng --hour 16 --question "What did you get done?"
+    --question "What's next?" --question "Anything blocking you?" --blocker-question 3
     """
     if off == (hour is not None):
         fail(
@@ -267,12 +281,17 @@ def team_checkin(
                 f"For example: tidings team checkin {slug} --hour 16",
             )
         )
-    team = with_session(store.set_checkin, slug, None if off else hour, question)
+    team = with_session(
+        store.set_checkin, slug, None if off else hour, question or None, blocker_question
+    )
+    asked = " / ".join(f'"{q}"' for q in team.checkin_questions)
+    if team.blocker_question:
+        asked += f" (question {team.blocker_question} asks about blockers)"
     if team.checkin_hour is None:
         say(f"{team.slug}: no scheduled check-in; ask with `tidings checkin send {team.slug}`.")
     else:
         say(
-            f'{team.slug}: "{team.checkin_question}" every weekday at'
+            f"{team.slug}: {asked} every weekday at"
             f" {team.checkin_hour:02d}:00 in each member's time zone."
         )
 

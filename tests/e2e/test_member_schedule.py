@@ -6,6 +6,8 @@ The runs are called with a chosen `now`, the way the worker calls them on each t
 
 from __future__ import annotations
 
+import email
+import email.policy
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -219,3 +221,34 @@ def test_immediate_digests_wait_out_quiet_hours(setup) -> None:
     assert digests_to(engine, bob) == []
     run_digests(engine, settings, at(2, 7, 0))
     assert digests_to(engine, bob) == [["Late news"]]
+
+
+def test_a_checkin_can_ask_several_questions_and_name_the_blocker_one(setup) -> None:
+    engine, settings, env = setup
+    slug = env["SLUG"]
+    asked = ["What did you get done?", "What's next?", "Anything blocking you?"]
+    args = [arg for q in asked for arg in ("--question", q)]
+    wrong = tidings(env, "team", "checkin", slug, "--hour", "9", *args, "--blocker-question", "4")
+    assert wrong.returncode == 1 and "no question 4: the check-in asks 3" in wrong.stderr
+    done = tidings(env, "team", "checkin", slug, "--hour", "9", *args, "--blocker-question", "3")
+    assert done.returncode == 0, done.stderr
+    assert '"Anything blocking you?" (question 3 asks about blockers)' in done.stderr
+    with session_scope(engine) as session:
+        store.change_member_settings(
+            session, f"alice.{slug}@example.com", store.MemberSettings(quiet="off")
+        )
+    run_checkins(engine, settings, at(1, 9, 5))
+    with session_scope(engine) as session:
+        person = store.find_person(session, f"alice.{slug}@example.com")
+        row = session.exec(
+            select(OutboundMessage).where(
+                OutboundMessage.person_id == person.id,  # type: ignore[union-attr]
+                OutboundMessage.kind == "checkin",
+            )
+        ).one()
+    prompt = email.message_from_bytes(row.raw, policy=email.policy.default)
+    assert str(prompt["Subject"]) == "Team: Team check-in"
+    text = prompt.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "1. What did you get done?" in text and "3. Anything blocking you?" in text
+    html = prompt.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert html.count("<li") == 3
