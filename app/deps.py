@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the session per request and API-token authentication."""
+"""FastAPI dependencies: the session per request, API-token authentication, and the
+signed-in member of the web archive."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from sqlmodel import Session
 
 from app import store
 from app.db import session_scope
-from app.models import ApiToken
+from app.models import ApiToken, Person, utcnow
 from app.settings import Settings
+
+SESSION_COOKIE = "tidings_session"
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -24,7 +27,9 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction commits when the endpoint returns, before the response
+# is sent, so the next request (after a sign-in redirect, say) sees what this one wrote.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 _bearer = HTTPBearer(auto_error=False, description="An API token from `tidings token create`.")
 
@@ -51,3 +56,12 @@ def api_token(
 
 
 TokenDep = Annotated[ApiToken, Depends(api_token)]
+
+
+def current_person(request: Request, session: SessionDep) -> Person | None:
+    """The signed-in member, from the session cookie; None for everyone else."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return store.signed_in_person(session, cookie, utcnow()) if cookie else None
+
+
+ViewerDep = Annotated[Person | None, Depends(current_person)]

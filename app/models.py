@@ -66,6 +66,8 @@ class Team(SQLModel, table=True):
     checkin_hour: int | None = None
     # Which question (1-based) asks about blockers: its answers show as blockers in digests.
     blocker_question: int | None = None
+    # Private teams' archives are seen only by signed-in members; public ones by anyone.
+    public: bool = False
     created_at: datetime = _ts(nullable=False)
 
     @property
@@ -245,3 +247,29 @@ class SigningKey(SQLModel, table=True):
     salt: str = Field(max_length=64)  # '' for version 1: the key before rotation existed
     created_at: datetime = _ts(nullable=False)
     retired_at: datetime | None = _optional_ts()
+
+
+class SignInRequest(SQLModel, table=True):
+    """One "email me a sign-in link" request, kept for rate limits whether or not the
+    address belongs to anyone; the link's token is stored hashed, and used once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    address_hash: str = Field(max_length=64, index=True)  # never the address itself
+    ip: str = Field(default="", max_length=64, index=True)
+    person_id: int | None = Field(default=None, foreign_key="person.id")
+    token_hash: str | None = Field(default=None, max_length=64, unique=True)
+    next_path: str = Field(default="/", max_length=500)
+    created_at: datetime = _ts(nullable=False, index=True)
+    expires_at: datetime = _ts(nullable=False)
+    used_at: datetime | None = _optional_ts()
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; only its hash is stored, so a
+    database dump signs nobody in, and deleting the row signs the browser out."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False)

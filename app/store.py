@@ -11,7 +11,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from difflib import get_close_matches
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -32,9 +32,11 @@ from app.models import (
     Person,
     PersonAlias,
     SigningKey,
+    SignInRequest,
     Team,
     Thread,
     Update,
+    WebSession,
     utcnow,
 )
 from app.tokens import MAX_KEY_VERSION, ReplyKeys, reply_keys
@@ -61,7 +63,7 @@ CADENCES = ("daily", "weekly", "immediate", "off")
 # Teams ---------------------------------------------------------------------------------
 
 
-def create_team(session: Session, slug: str, name: str) -> Team:
+def create_team(session: Session, slug: str, name: str, public: bool = False) -> Team:
     slug = slug.strip().lower()
     if not SLUG_RE.match(slug) or slug in RESERVED_SLUGS:
         raise TidingsError(
@@ -71,7 +73,7 @@ def create_team(session: Session, slug: str, name: str) -> Team:
         )
     if session.exec(select(Team).where(Team.slug == slug)).first():
         raise TidingsError(f"Team '{slug}' already exists.", "See it with `tidings team list`.")
-    team = Team(slug=slug, name=name.strip() or slug)
+    team = Team(slug=slug, name=name.strip() or slug, public=public)
     session.add(team)
     session.flush()
     return team
@@ -929,3 +931,112 @@ def retire_signing_key(session: Session, version: int) -> SigningKey:
         session.add(key)
         session.flush()
     return key
+
+
+# Web sign-in and sessions -------------------------------------------------------------
+
+SIGN_IN_LINK_LIFETIME = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(days=30)
+SIGN_IN_WINDOW = timedelta(minutes=15)
+SIGN_IN_LIMIT_PER_ADDRESS = 5  # requests per window: enough for typos, too few to spam
+SIGN_IN_LIMIT_PER_IP = 20
+
+
+class TooManySignIns(TidingsError):
+    """Sign-in links were requested too often for this address or from this network."""
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def request_sign_in(
+    session: Session, address: str, ip: str, next_path: str, now: datetime
+) -> tuple[Person, str] | None:
+    """Record a request for a sign-in link; (person, token) when the address belongs to a
+    member, else None. Rate limits count every request, known address or not, so the
+    limit itself never tells anyone whether an address is known."""
+    address_hash = _digest(normalise_email(address))
+    since = now - SIGN_IN_WINDOW
+    recent = (
+        select(func.count()).select_from(SignInRequest).where(SignInRequest.created_at >= since)
+    )
+    by_address = session.exec(recent.where(SignInRequest.address_hash == address_hash)).one()
+    by_ip = session.exec(recent.where(SignInRequest.ip == ip)).one()
+    if by_address >= SIGN_IN_LIMIT_PER_ADDRESS or by_ip >= SIGN_IN_LIMIT_PER_IP:
+        raise TooManySignIns(
+            "Too many sign-in links were asked for just now.",
+            f"Use the newest link you got, or try again in {SIGN_IN_WINDOW.seconds // 60} minutes.",
+        )
+    person = find_person(session, address)
+    if person is not None and not team_ids_of(session, person.id):  # type: ignore[arg-type]
+        person = None  # nothing to see: signing in would only confirm the address exists
+    token = secrets.token_urlsafe(32) if person is not None else None
+    session.add(
+        SignInRequest(
+            address_hash=address_hash,
+            ip=ip[:64],
+            person_id=person.id if person else None,
+            token_hash=_digest(token) if token else None,
+            next_path=next_path[:500],
+            created_at=now,
+            expires_at=now + SIGN_IN_LINK_LIFETIME,
+        )
+    )
+    session.flush()
+    return (person, token) if person is not None and token is not None else None
+
+
+def pending_sign_in(session: Session, token: str, now: datetime) -> SignInRequest | None:
+    """The unused, unexpired request a sign-in link token belongs to."""
+    query = select(SignInRequest).where(
+        SignInRequest.token_hash == _digest(token),
+        SignInRequest.used_at.is_(None),  # type: ignore[union-attr]
+        SignInRequest.expires_at > now,
+    )
+    return session.exec(query).first()
+
+
+def complete_sign_in(session: Session, token: str, now: datetime) -> tuple[str, str] | None:
+    """Use a sign-in link (once): (session token for the cookie, where to go next)."""
+    request = pending_sign_in(session, token, now)
+    if request is None or request.person_id is None:
+        return None
+    request.used_at = now
+    session.add(request)
+    cookie = secrets.token_urlsafe(32)
+    session.add(
+        WebSession(
+            token_hash=_digest(cookie),
+            person_id=request.person_id,
+            created_at=now,
+            expires_at=now + SESSION_LIFETIME,
+        )
+    )
+    session.flush()
+    return cookie, request.next_path
+
+
+def signed_in_person(session: Session, cookie: str, now: datetime) -> Person | None:
+    query = (
+        select(Person)
+        .join(WebSession, WebSession.person_id == Person.id)
+        .where(WebSession.token_hash == _digest(cookie), WebSession.expires_at > now)
+    )
+    return session.exec(query).first()
+
+
+def end_web_session(session: Session, cookie: str) -> None:
+    web_session = session.exec(
+        select(WebSession).where(WebSession.token_hash == _digest(cookie))
+    ).first()
+    if web_session is not None:
+        session.delete(web_session)
+        session.flush()
+
+
+def viewable_team_ids(session: Session, person: Person | None) -> list[int]:
+    """The teams whose archive `person` may read: public ones, and their own."""
+    public = [t.id for t in session.exec(select(Team).where(Team.public))]
+    mine = team_ids_of(session, person.id) if person is not None else []  # type: ignore[arg-type]
+    return sorted({*public, *mine})  # type: ignore[type-var]

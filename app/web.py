@@ -1,84 +1,121 @@
-"""The web archive: server-rendered pages from templates/web/, no JavaScript needed."""
+"""The web archive: server-rendered pages from templates/web/, no JavaScript needed.
+
+Every page, download and search result is limited to the teams the viewer may read:
+public teams, and the signed-in member's own. A page of a team the viewer may not read
+answers 404 to a signed-in member (nothing says it exists) and sends a signed-out
+visitor to sign in, back to the same page afterwards.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from app import store
-from app.deps import SessionDep, SettingsDep
+from app.deps import SessionDep, SettingsDep, ViewerDep
 from app.errors import NotFound
+from app.models import Person
 from app.pages import page
+from app.signin import sign_in_url
 from app.views import search_out, thread_detail
 
 router = APIRouter(include_in_schema=False)
 
 
+class SignInFirst(Exception):
+    """A signed-out visitor asked for something only members may see (or nothing at all:
+    the answer is the same, so it tells nobody what exists)."""
+
+
+def _not_visible(request: Request, viewer: Person | None) -> Exception:
+    if viewer is None:
+        return SignInFirst(
+            request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        )
+    return HTTPException(status.HTTP_404_NOT_FOUND, "Nothing here, or not for you.")
+
+
+def sign_in_first(request: Request, exc: SignInFirst) -> RedirectResponse:
+    return RedirectResponse(sign_in_url(str(exc)), status_code=status.HTTP_303_SEE_OTHER)
+
+
 @router.get("/", response_class=HTMLResponse)
-def index(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+def index(
+    request: Request, session: SessionDep, settings: SettingsDep, viewer: ViewerDep
+) -> HTMLResponse:
+    visible = store.viewable_team_ids(session, viewer)
     teams = [
         (team, settings.team_address(team.slug), store.team_threads(session, team.id, 20))  # type: ignore[arg-type]
-        for team in store.list_teams(session)
+        for team in store.list_teams(session, visible)
     ]
-    return page(request, "index.html", teams=teams)
+    return page(request, "index.html", teams=teams, viewer=viewer)
 
 
 @router.get("/teams/{slug}", response_class=HTMLResponse)
-def teampage(
+def team_page(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    viewer: ViewerDep,
     slug: str,
-    page: Annotated[int, Query(ge=1)] = 1,
+    number: Annotated[int, Query(alias="page", ge=1)] = 1,
 ) -> HTMLResponse:
     try:
         team = store.get_team(session, slug)
-    except NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, exc.message) from exc
+    except NotFound:
+        team = None
+    if team is None or team.id not in store.viewable_team_ids(session, viewer):
+        raise _not_visible(request, viewer)
     per_page = 50
-    threads = store.team_threads(session, team.id, per_page + 1, (page - 1) * per_page)  # type: ignore[arg-type]
+    threads = store.team_threads(session, team.id, per_page + 1, (number - 1) * per_page)  # type: ignore[arg-type]
     return page(
         request,
         "team.html",
         team=team,
         address=settings.team_address(team.slug),
         threads=threads[:per_page],
-        page=page,
+        page=number,
         has_next=len(threads) > per_page,
+        viewer=viewer,
     )
 
 
 @router.get("/threads/{thread_id}", response_class=HTMLResponse)
-def threadpage(request: Request, session: SessionDep, thread_id: int) -> HTMLResponse:
+def thread_page(
+    request: Request, session: SessionDep, viewer: ViewerDep, thread_id: int
+) -> HTMLResponse:
     try:
-        detail = thread_detail(session, thread_id, None)
-    except NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, exc.message) from exc
+        detail = thread_detail(session, thread_id, store.viewable_team_ids(session, viewer))
+    except NotFound:
+        raise _not_visible(request, viewer) from None
     team = store.get_team(session, detail.team)
-    return page(request, "thread.html", thread=detail, team=team)
+    return page(request, "thread.html", thread=detail, team=team, viewer=viewer)
 
 
 @router.get("/search", response_class=HTMLResponse)
-def searchpage(
+def search_page(
     request: Request,
     session: SessionDep,
+    viewer: ViewerDep,
     q: Annotated[str, Query(max_length=500)] = "",
     team: str = "",
 ) -> HTMLResponse:
-    teams = store.list_teams(session)
+    teams = store.list_teams(session, store.viewable_team_ids(session, viewer))
     team_ids = [t.id for t in teams if not team or t.slug == team]
     hits = search_out(session, q, team_ids) if q.strip() else []  # type: ignore[arg-type]
-    return page(request, "search.html", q=q, team=team, teams=teams, hits=hits)
+    return page(request, "search.html", q=q, team=team, teams=teams, hits=hits, viewer=viewer)
 
 
 @router.get("/attachments/{attachment_id}")
-def attachment(session: SessionDep, attachment_id: int) -> Response:
+def attachment(
+    request: Request, session: SessionDep, viewer: ViewerDep, attachment_id: int
+) -> Response:
     try:
-        att = store.get_attachment(session, attachment_id, None)
-    except NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, exc.message) from exc
+        att = store.get_attachment(session, attachment_id, store.viewable_team_ids(session, viewer))
+    except NotFound:
+        raise _not_visible(request, viewer) from None
     # Always a download: a mailed-in HTML or SVG file must never run in our origin.
     safe_name = att.filename.replace('"', "").replace("\r", "").replace("\n", "")
     return Response(

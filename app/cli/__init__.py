@@ -234,14 +234,22 @@ def db_upgrade() -> None:
 def team_create(
     slug: Annotated[str, typer.Argument(help="Short name; the team's address is SLUG@domain.")],
     name: Annotated[str, typer.Option("--name", help="Display name.")] = "",
+    public: Annotated[
+        bool,
+        typer.Option(
+            "--public", help="Anyone who can reach the archive may read it (default: members)."
+        ),
+    ] = False,
 ) -> None:
-    """Create a team; members post to it by mailing SLUG@mail-domain.
+    """Create a team; members post to it by mailing SLUG@mail-domain. Its archive is
+    private to its members (they sign in by email) unless --public.
 
     Example: tidings team create eng --name "Engineering"
     """
     cfg = settings()
-    team = with_session(store.create_team, slug, name or slug)
-    say(f"Created team {team.slug} ({team.name}).")
+    team = with_session(store.create_team, slug, name or slug, public)
+    visibility = "public archive" if team.public else "archive private to its members"
+    say(f"Created team {team.slug} ({team.name}), {visibility}.")
     say(f"Members post by writing to {cfg.team_address(team.slug)}.")
     say(f"Next: tidings member add {team.slug} alice@example.com --name Alice --tz Europe/Berlin")
 

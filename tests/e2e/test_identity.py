@@ -47,7 +47,8 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     stack.env["TIDINGS_TRUSTED_AUTHSERV_IDS"] = TRUSTED_MTA
     stack.start()
     try:
-        stack.cli("team", "create", "eng", "--name", "Engineering")
+        # Public: these tests read archive pages signed out; test_access covers privacy.
+        stack.cli("team", "create", "eng", "--name", "Engineering", "--public")
         for who, name, tz in [(ALICE, "Alice", "Europe/Berlin"), (BOB, "Bob", "America/New_York")]:
             hour = str((datetime.now(ZoneInfo(tz)) + timedelta(hours=12)).hour)
             stack.cli("member", "add", "eng", who, "--name", name, "--tz", tz, "--hour", hour)
@@ -441,7 +442,7 @@ def test_reply_address_of_a_deleted_thread_is_refused_with_the_reason(stack: Sta
     result = stack.cli("thread", "delete", str(thread["id"]))
     assert "deleted" in result.stderr
     assert stack.api(f"/threads/{thread['id']}").status_code == 404
-    assert stack.get(f"/threads/{thread['id']}").status_code == 404
+    assert stack.get(f"/threads/{thread['id']}").status_code == 303  # signed out: sign in
     code, text = refusal(stack, mail(BOB, bobs_address, "Re: x", "Hm?"), BOB, bobs_address)
     assert code == 550 and "was deleted" in text and TEAM in text
 

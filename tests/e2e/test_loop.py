@@ -54,7 +54,8 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     stack = make_stack(tmp_path_factory.mktemp("var"), database_url, free_port(), free_port())
     stack.start()
     try:
-        stack.cli("team", "create", "eng", "--name", "Engineering")
+        # Public: these tests read archive pages signed out; test_access covers privacy.
+        stack.cli("team", "create", "eng", "--name", "Engineering", "--public")
         for who, name, tz in [(ALICE, "Alice", "Europe/Berlin"), (BOB, "Bob", "America/New_York")]:
             stack.cli(
                 "member", "add", "eng", who, "--name", name, "--tz", tz, "--hour", far_hour(tz)
@@ -353,7 +354,10 @@ def test_web_archive_lists_threads_shows_updates_and_searches(stack: Stack) -> N
     assert "script-src" not in page.headers["content-security-policy"]  # default-src 'none'
     found = stack.get("/search", q="archive check")
     assert f"/threads/{thread['id']}" in found.text
-    assert stack.get("/threads/999999").status_code == 404
+    # Signed out, a thread that may not exist sends you to sign in, like a private one.
+    missing = stack.get("/threads/999999")
+    assert missing.status_code == 303
+    assert missing.headers["location"] == "/signin?next=/threads/999999"
 
 
 def test_readyz_reports_each_dependency(stack: Stack) -> None:
