@@ -32,6 +32,7 @@ class ThreadOut(BaseModel):
 
 
 class AuthorOut(BaseModel):
+    id: int
     name: str
     email: str
 

@@ -677,6 +677,24 @@ def discard_held(session: Session, entry_id: int) -> InboundMessage:
     return entry
 
 
+def recent_updates_by(
+    session: Session, person_id: int, team_ids: Sequence[int], limit: int = 50
+) -> list[tuple[Update, Thread]]:
+    """A person's newest updates in live threads of the given teams."""
+    query = (
+        select(Update, Thread)
+        .join(Thread, Thread.id == Update.thread_id)
+        .where(
+            Update.author_id == person_id,
+            Update.team_id.in_(team_ids),  # type: ignore[attr-defined]
+            Thread.deleted_at.is_(None),  # type: ignore[union-attr]
+        )
+        .order_by(Update.created_at.desc(), Update.id.desc())  # type: ignore[attr-defined]
+        .limit(limit)
+    )
+    return [(u, t) for u, t in session.exec(query).all()]
+
+
 def root_update(session: Session, thread_id: int) -> Update | None:
     query = (
         select(Update).where(Update.thread_id == thread_id).order_by(Update.created_at, Update.id)  # type: ignore[arg-type]
@@ -862,6 +880,27 @@ def create_api_token(session: Session, team_slug: str | None, scope: str = "read
     token = "tid_" + secrets.token_urlsafe(32)
     session.add(ApiToken(token_hash=_hash_token(token), team_id=team_id, scope=scope))
     session.flush()
+    return token
+
+
+def list_api_tokens(session: Session) -> list[tuple[ApiToken, Team | None]]:
+    query = (
+        select(ApiToken, Team)
+        .join(Team, Team.id == ApiToken.team_id, isouter=True)
+        .order_by(ApiToken.id)  # type: ignore[arg-type]
+    )
+    return [(token, team) for token, team in session.exec(query).all()]
+
+
+def revoke_api_token(session: Session, token_id: int) -> ApiToken:
+    """Refuse the token from now on; the row stays, so `token list` shows what happened."""
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"No API token {token_id}.", "See them with `tidings token list`.")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.add(token)
+        session.flush()
     return token
 
 

@@ -92,7 +92,7 @@ def thread_detail(
             id=u.id,  # type: ignore[arg-type]
             parent_id=u.parent_id,
             depth=depth,
-            author=AuthorOut(name=p.name, email=p.email),
+            author=AuthorOut(id=p.id, name=p.name, email=p.email),  # type: ignore[arg-type]
             body=u.body,
             quoted=u.quoted,
             extraction_confident=u.extraction_confident,
@@ -127,7 +127,11 @@ def search_out(session: Session, q: str, team_ids: Sequence[int]) -> list[Search
             thread_id=hit.thread.id,  # type: ignore[arg-type]
             thread_title=hit.thread.title,
             team=slugs[hit.update.team_id],
-            author=AuthorOut(name=hit.author.name, email=hit.author.email),
+            author=AuthorOut(
+                id=hit.author.id,  # type: ignore[arg-type]
+                name=hit.author.name,
+                email=hit.author.email,
+            ),
             snippet=hit.plain_snippet,
             snippet_html=html.escape(hit.snippet)
             .replace(MARK_START, "<mark>")

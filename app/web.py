@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from app import store
 from app.deps import SessionDep, SettingsDep, ViewerDep
 from app.errors import NotFound
-from app.models import Person
+from app.models import Person, Update
 from app.pages import page
 from app.signin import sign_in_url
 from app.views import search_out, thread_detail
@@ -92,6 +92,39 @@ def thread_page(
         raise _not_visible(request, viewer) from None
     team = store.get_team(session, detail.team)
     return page(request, "thread.html", thread=detail, team=team, viewer=viewer)
+
+
+@router.get("/updates/{update_id}")
+def update_permalink(
+    request: Request, session: SessionDep, viewer: ViewerDep, update_id: int
+) -> RedirectResponse:
+    """One update's lasting address: digests link here, so a visitor who must sign in
+    first comes back to the update itself (a #fragment would not survive the trip)."""
+    update = session.get(Update, update_id)
+    visible = store.viewable_team_ids(session, viewer)
+    if update is None or update.team_id not in visible:
+        raise _not_visible(request, viewer)
+    try:
+        store.get_thread(session, update.thread_id, visible)
+    except NotFound:
+        raise _not_visible(request, viewer) from None
+    return RedirectResponse(
+        f"/threads/{update.thread_id}#u{update.id}", status_code=status.HTTP_303_SEE_OTHER
+    )
+
+
+@router.get("/members/{person_id}", response_class=HTMLResponse)
+def member_page(
+    request: Request, session: SessionDep, viewer: ViewerDep, person_id: int
+) -> HTMLResponse:
+    """A member's recent updates, in the teams the viewer may read."""
+    person = session.get(Person, person_id)
+    visible = store.viewable_team_ids(session, viewer)
+    shared = set(store.team_ids_of(session, person_id)) & set(visible) if person else set()
+    if person is None or not shared:
+        raise _not_visible(request, viewer)
+    updates = store.recent_updates_by(session, person_id, sorted(shared))  # type: ignore[type-var]
+    return page(request, "member.html", person=person, updates=updates, viewer=viewer)
 
 
 @router.get("/search", response_class=HTMLResponse)

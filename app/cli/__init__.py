@@ -39,7 +39,7 @@ team_cli = typer.Typer(help="Create and list teams.", no_args_is_help=True)
 member_cli = typer.Typer(help="Add, remove and list team members.", no_args_is_help=True)
 checkin_cli = typer.Typer(help="Check-in questions.", no_args_is_help=True)
 digest_cli = typer.Typer(help="Digests.", no_args_is_help=True)
-token_cli = typer.Typer(help="API tokens.", no_args_is_help=True)
+token_cli = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 quarantine_cli = typer.Typer(help="Mail that was kept but not posted.", no_args_is_help=True)
 search_cli = typer.Typer(help="The full-text search index.", no_args_is_help=True)
 alias_cli = typer.Typer(
@@ -601,6 +601,51 @@ def token_create(
         f"API token for {'team ' + team if team else 'all teams'} ({scope}); it is not shown again:"
     )
     typer.echo(token)
+
+
+@token_cli.command("list")
+def token_list(as_json: JsonOpt = False) -> None:
+    """Show API tokens (never the tokens themselves): number, team, scope, and whether
+    revoked.
+
+    Example: tidings token list
+    """
+
+    def rows(session: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": token.id,
+                "team": team.slug if team else None,
+                "scope": token.scope,
+                "created_at": token.created_at.isoformat(timespec="seconds"),
+                "revoked_at": token.revoked_at.isoformat(timespec="seconds")
+                if token.revoked_at
+                else None,
+            }
+            for token, team in store.list_api_tokens(session)
+        ]
+
+    found = with_session(rows)
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        say("No API tokens. Create one: tidings token create --team eng")
+    for r in found:
+        state = f"revoked {r['revoked_at']}" if r["revoked_at"] else "active"
+        typer.echo(f"#{r['id']:<5} {r['team'] or 'all teams':<16} {r['scope']:<6} {state}")
+
+
+@token_cli.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's number, from `tidings token list`.")],
+) -> None:
+    """Refuse an API token from now on (requests with it get 401).
+
+    Example: tidings token revoke 3
+    """
+    token = with_session(store.revoke_api_token, token_id)
+    say(f"API token #{token.id} is revoked.")
 
 
 @quarantine_cli.command("list")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from app import store
 from app.db import make_engine, session_scope, upgrade
@@ -44,6 +44,18 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(stack: Stack) -> None:
+    """Every test starts a new 15-minute window: the limits are tested on their own."""
+    engine = make_engine(stack.env["TIDINGS_DATABASE_URL"])
+    try:
+        with session_scope(engine) as session:
+            unused = SignInRequest.used_at.is_(None)  # type: ignore[union-attr]
+            session.exec(delete(SignInRequest).where(unused))  # type: ignore[call-overload]
+    finally:
+        engine.dispose()
 
 
 def post(
@@ -217,3 +229,43 @@ async def test_the_session_cookie_is_secure_when_the_archive_is_https(tmp_path: 
         assert "secure" in done.headers["set-cookie"].lower()
         assert (await web.get("/teams/eng")).status_code == 200
     engine.dispose()
+
+
+def test_update_permalinks_survive_signing_in(stack: Stack) -> None:
+    found = ids(stack)
+    [update] = stack.api(f"/threads/{found['Eng secret plan']}").json()["updates"]
+    path = f"/updates/{update['id']}"
+    assert stack.get(path).headers["location"] == f"/signin?next={path}"
+    alice = signed_in(stack, ALICE, path)
+    back = alice.get(path)
+    assert back.status_code == 303
+    assert back.headers["location"] == f"/threads/{found['Eng secret plan']}#u{update['id']}"
+    carol = signed_in(stack, CAROL)
+    assert carol.get(path).status_code == 404
+
+
+def test_member_pages_show_only_what_the_viewer_may_read(stack: Stack) -> None:
+    found = ids(stack)
+    [eng_update] = stack.api(f"/threads/{found['Eng secret plan']}").json()["updates"]
+    alice_id = eng_update["author"]["id"]
+    [ops_update] = stack.api(f"/threads/{found['Ops incident']}").json()["updates"]
+    carol_id = ops_update["author"]["id"]
+    public_view = stack.get(f"/members/{alice_id}")
+    assert public_view.status_code == 200
+    assert "Public news" in public_view.text and "Eng secret plan" not in public_view.text
+    alice = signed_in(stack, ALICE)
+    own = alice.get(f"/members/{alice_id}").text
+    assert "Public news" in own and "Eng secret plan" in own
+    assert alice.get(f"/members/{carol_id}").status_code == 404  # no team in common
+
+
+def test_a_revoked_api_token_is_refused(stack: Stack) -> None:
+    token = stack.cli("token", "create", "--team", "eng").stdout.strip().splitlines()[-1]
+    api = f"{stack.base_url}/api/teams/eng/threads"
+    assert httpx.get(api, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    listed = stack.cli("token", "list").stdout
+    number = re.findall(r"#(\d+)\s+eng\s+read\s+active", listed)[-1]
+    assert token not in listed  # tokens are stored hashed: never shown again
+    stack.cli("token", "revoke", number)
+    assert httpx.get(api, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert re.search(rf"#{number}\s+eng\s+read\s+revoked", stack.cli("token", "list").stdout)
