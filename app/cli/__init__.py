@@ -679,6 +679,41 @@ def search_reindex() -> None:
     say(with_session(reindex))
 
 
+@cli.command("export")
+def export_team(
+    slug: Annotated[str, typer.Argument(help="The team's slug.")],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="json (everything, for programs) or mbox (mail clients)."),
+    ] = "json",
+) -> None:
+    """Write a team's whole history to stdout: threads, the reply tree, members and
+    attachments. The mbox opens in any mail client (mutt -f eng.mbox, Thunderbird's
+    ImportExportTools) with the same threads.
+
+    Example: tidings export eng > eng.json; tidings export eng --format mbox > eng.mbox
+    """
+    from app.export import team_json, team_mbox
+
+    if fmt not in ("json", "mbox"):
+        fail(TidingsError(f"Unknown format '{fmt}'.", "Use --format json or --format mbox."))
+    cfg = settings()
+    engine = ready_engine(cfg)
+    try:
+        with session_scope(engine) as session:
+            if fmt == "json":
+                print_json(team_json(session, slug))
+                return
+            count = 0
+            for chunk in team_mbox(session, slug, cfg.mail_domain):
+                sys.stdout.buffer.write(chunk)
+                count += 1
+            sys.stdout.buffer.flush()
+            say(f"Wrote {count} messages.")
+    except TidingsError as exc:
+        fail(exc)
+
+
 # Reply-token keys -----------------------------------------------------------------------
 
 
