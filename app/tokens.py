@@ -156,6 +156,7 @@ FIX_LINK_PURPOSE = "fix-update"  # lets an update's author correct what was post
 UNSUBSCRIBE_PURPOSE = "unsubscribe"  # turns one person's digest off
 CONFIRM_ALIAS_PURPOSE = "confirm-alias"  # proves the alias's owner reads mail sent to it
 BOUNCE_PURPOSE = "bounce"  # a VERP return path: bounces say which member they are about
+FEED_PURPOSE = "feed"  # a member's Atom feed URLs: feed readers cannot sign in
 
 
 def approve_held_purpose(person_id: int) -> str:

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from app import store
 from app.deps import SessionDep, SettingsDep, ViewerDep
 from app.errors import NotFound
+from app.feed import feed_url
 from app.models import Person, Update
 from app.pages import page
 from app.signin import sign_in_url
@@ -79,6 +80,7 @@ def team_page(
         page=number,
         has_next=len(threads) > per_page,
         viewer=viewer,
+        feed=feed_url(settings, team, viewer),
     )
 
 

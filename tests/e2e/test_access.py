@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 import httpx
 import pytest
@@ -269,3 +270,32 @@ def test_a_revoked_api_token_is_refused(stack: Stack) -> None:
     stack.cli("token", "revoke", number)
     assert httpx.get(api, headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert re.search(rf"#{number}\s+eng\s+read\s+revoked", stack.cli("token", "list").stdout)
+
+
+def test_atom_feeds_carry_a_members_token_and_show_only_their_teams(stack: Stack) -> None:
+    atom = "{http://www.w3.org/2005/Atom}"
+    public = stack.get("/teams/news/feed.atom")
+    assert public.headers["content-type"].startswith("application/atom+xml")
+    titles = [
+        e.findtext(f"{atom}title") for e in ET.fromstring(public.content).iter(f"{atom}entry")
+    ]
+    assert titles == ["Public news"]
+    assert stack.get("/teams/eng/feed.atom").status_code == 404
+
+    alice = signed_in(stack, ALICE)
+    link = re.search(
+        r'href="(http://[^"]+/teams/eng/feed\.atom\?t=[^"]+)"', alice.get("/teams/eng").text
+    )
+    assert link is not None
+    url = link.group(1).replace("&amp;", "&")
+    feed = httpx.get(url, timeout=10)  # a feed reader: no cookie, only the link
+    assert feed.status_code == 200
+    [entry] = ET.fromstring(feed.content).iter(f"{atom}entry")
+    assert entry.findtext(f"{atom}title") == "Eng secret plan"
+    assert "zeppelin budget" in (entry.findtext(f"{atom}content") or "")
+    token = url.split("t=")[1]
+    ops = httpx.get(f"{stack.base_url}/teams/ops/feed.atom", params={"t": token}, timeout=10)
+    assert ops.status_code == 404  # Alice's token does not open Carol's team
+    altered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    forged = httpx.get(f"{stack.base_url}/teams/eng/feed.atom", params={"t": altered}, timeout=10)
+    assert forged.status_code == 404
