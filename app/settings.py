@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     outbound_url: str = Field("", description="maildir:PATH (default data_dir/outbox), smtp://h:p")
     secret_key: str = Field("", description="Signs tokens; generated into data_dir when unset.")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    max_message_mb: int = Field(
+        25, description="Largest message the listener takes (SIZE); bigger gets 552 5.3.4."
+    )
     worker_poll_seconds: float = Field(5.0, description="How often the worker looks for work.")
     trusted_authserv_ids: str = Field(
         "",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine
@@ -29,7 +30,6 @@ from smtp.service_mail import is_service_address, returned_for, unsubscriber
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024
 MAX_RECIPIENTS = 50  # a reply goes to one or two team addresses; more looks like abuse
 COMMAND_TIMEOUT_SECONDS = 120
@@ -162,12 +162,31 @@ class TidingsSMTP(SMTP):
     # headers) exceeds it and other MTAs accept it; refusing would bounce people's mail.
     line_length_limit = MAX_LINE_BYTES
 
+    async def push(self, status: AnyStr) -> None:
+        """aiosmtpd's own size refusals, with the enhanced code (RFC 3463 5.3.4) and a
+        sentence a sender's bounce can show them."""
+        if isinstance(status, str) and status in _SIZE_REFUSALS:
+            limit = (self.data_size_limit or 0) // (1024 * 1024)
+            status = (
+                f"552 5.3.4 Message too big: this server takes up to {limit} MB;"
+                " share large files as a link instead"
+            )
+        await super().push(status)
 
-def make_smtp_server(handler: TidingsHandler, hostname: str) -> SMTP:
+
+_SIZE_REFUSALS = frozenset(
+    {
+        "552 Error: Too much mail data",  # the body went over the limit
+        "552 Error: message size exceeds fixed maximum message size",  # MAIL FROM SIZE=
+    }
+)
+
+
+def make_smtp_server(handler: TidingsHandler, hostname: str, max_message_mb: int) -> SMTP:
     return TidingsSMTP(
         handler,
         hostname=hostname,
-        data_size_limit=MAX_MESSAGE_BYTES,
+        data_size_limit=max_message_mb * 1024 * 1024,
         enable_SMTPUTF8=True,
         timeout=COMMAND_TIMEOUT_SECONDS,
         ident="Tidings ESMTP",

@@ -108,7 +108,7 @@ async def run_services(
     if parts.smtp:
         handler = TidingsHandler(engine, settings, on_journaled=process_now)
         smtp_server = await loop.create_server(
-            lambda: make_smtp_server(handler, settings.mail_domain),
+            lambda: make_smtp_server(handler, settings.mail_domain, settings.max_message_mb),
             settings.smtp_host,
             settings.smtp_port,
         )

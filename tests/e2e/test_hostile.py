@@ -40,8 +40,10 @@ FINISHED = {"processed", "quarantined", "duplicate"}
 class ListenerController(Controller):
     """aiosmtpd's test controller, serving our SMTP server class with our limits."""
 
+    max_message_mb = 25
+
     def factory(self) -> SMTP:
-        return make_smtp_server(self.handler, "tidings.test")
+        return make_smtp_server(self.handler, "tidings.test", self.max_message_mb)
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +112,35 @@ def test_every_hostile_message_gets_a_defined_outcome(
     assert all(e.reason and e.detail for e in entries if e.status == "quarantined")
     assert all(code >= 500 and text for code, text in refused.values())
     assert not [e for e in entries if e.reason == "processing-error"], "a bug, not an outcome"
+
+
+def test_mail_over_the_size_limit_is_refused_before_anything_is_stored(
+    listener: tuple[Engine, Settings, int],
+) -> None:
+    engine, settings, _ = listener
+    with session_scope(engine) as session:
+        store.add_member(session, "eng", "big@example.com", "Big")
+        before = len(session.exec(select(InboundMessage)).all())
+    port = free_port()
+    small = ListenerController(TidingsHandler(engine, settings), hostname="127.0.0.1", port=port)
+    small.max_message_mb = 1
+    small.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.ehlo()
+            assert client.esmtp_features["size"] == str(1024 * 1024)  # advertised
+            # A client that declares the size is refused at MAIL, before sending a byte.
+            code, text = client.mail("big@example.com", options=[f"SIZE={2 * 1024 * 1024}"])
+            assert code == 552 and text.startswith(b"5.3.4") and b"1 MB" in text
+            client.rset()
+            body = b"x" * 100 + b"\r\n"
+            raw = b"From: big@example.com\r\nSubject: Big\r\n\r\n" + body * 12_000
+            # One that does not (smtplib's sendmail would) is refused at the end of DATA.
+            assert client.mail("big@example.com")[0] == 250
+            assert client.rcpt(TEAM)[0] == 250
+            code, text = client.data(raw)
+            assert code == 552 and text.startswith(b"5.3.4 Message too big")
+    finally:
+        small.stop()
+    with session_scope(engine) as session:
+        assert len(session.exec(select(InboundMessage)).all()) == before  # nothing journaled
