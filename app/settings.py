@@ -31,6 +31,16 @@ class Settings(BaseSettings):
     max_message_mb: int = Field(
         25, description="Largest message the listener takes (SIZE); bigger gets 552 5.3.4."
     )
+    smtp_max_sessions_per_ip: int = Field(
+        20, description="Concurrent SMTP sessions from one address; more get 421 4.7.0."
+    )
+    smtp_max_messages_per_minute: int = Field(
+        120, description="Messages a minute from one address; more get 421 4.7.0."
+    )
+    smtp_unlimited: str = Field(
+        "127.0.0.1,::1",
+        description="Comma-separated client addresses never limited (the MTA in front).",
+    )
     worker_poll_seconds: float = Field(5.0, description="How often the worker looks for work.")
     trusted_authserv_ids: str = Field(
         "",
@@ -67,6 +77,10 @@ class Settings(BaseSettings):
         return frozenset(
             part.strip().lower() for part in self.trusted_authserv_ids.split(",") if part.strip()
         )
+
+    @property
+    def smtp_unlimited_set(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.smtp_unlimited.split(",") if p.strip())
 
     @property
     def is_sqlite(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import AnyStr
 
@@ -24,6 +25,7 @@ from app.errors import NotFound
 from app.settings import Settings
 from app.tokens import parse_recipient
 from smtp.classify import classify_message
+from smtp.limits import ClientLimits
 from smtp.parse import header_message, message_id_of, sender_address
 from smtp.reply_address import Refusal, check_reply_token
 from smtp.service_mail import is_service_address, returned_for, unsubscriber
@@ -50,6 +52,29 @@ class TidingsHandler:
         self.domain = settings.mail_domain
         self.secret = settings.ensure_secret_key()
         self.on_journaled = on_journaled
+        self.limits = ClientLimits(
+            settings.smtp_max_sessions_per_ip,
+            settings.smtp_max_messages_per_minute,
+            settings.smtp_unlimited_set,
+        )
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        peer = str(session.peer[0]) if session.peer else ""
+        if not self.limits.allow_message(peer, time.monotonic()):
+            return (
+                "421 4.7.0 Too many messages from your address in the last minute;"
+                " try again in a minute"
+            )
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Sender OK"
 
     async def handle_RCPT(
         self,
@@ -161,6 +186,32 @@ class TidingsSMTP(SMTP):
     # RFC 5321 allows 1000 bytes a line, but real mail (HTML from some clients, long
     # headers) exceeds it and other MTAs accept it; refusing would bounce people's mail.
     line_length_limit = MAX_LINE_BYTES
+    _refused = False
+    _counted_ip: str | None = None  # the session counted against this address
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is None:  # a new connection, not STARTTLS's second call
+            peer = transport.get_extra_info("peername")
+            ip = str(peer[0]) if peer else ""
+            limits: ClientLimits = self.event_handler.limits
+            if not limits.open_session(ip):
+                self._refused = True
+                transport.write(  # type: ignore[attr-defined]
+                    b"421 4.7.0 Too many connections from your address; try again in a few"
+                    b" minutes\r\n"
+                )
+                transport.close()
+                return
+            self._counted_ip = ip
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return  # never started: nothing of aiosmtpd's to tear down
+        if self._counted_ip is not None:
+            self.event_handler.limits.close_session(self._counted_ip)
+            self._counted_ip = None
+        super().connection_lost(error)
 
     async def push(self, status: AnyStr) -> None:
         """aiosmtpd's own size refusals, with the enhanced code (RFC 3463 5.3.4) and a

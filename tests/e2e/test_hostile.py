@@ -144,3 +144,40 @@ def test_mail_over_the_size_limit_is_refused_before_anything_is_stored(
         small.stop()
     with session_scope(engine) as session:
         assert len(session.exec(select(InboundMessage)).all()) == before  # nothing journaled
+
+
+def test_one_client_address_cannot_hog_the_listener(
+    listener: tuple[Engine, Settings, int],
+) -> None:
+    engine, settings, _ = listener
+    strict = settings.model_copy(
+        update={"smtp_max_sessions_per_ip": 2, "smtp_max_messages_per_minute": 2}
+    )
+    port = free_port()
+    controller = ListenerController(TidingsHandler(engine, strict), hostname="127.0.0.1", port=port)
+    controller.start()
+    client_address = ("127.0.0.2", 0)  # not loopback's 127.0.0.1, which is exempt
+    try:
+        with (
+            smtplib.SMTP("127.0.0.1", port, source_address=client_address) as first,
+            smtplib.SMTP("127.0.0.1", port, source_address=client_address) as second,
+        ):
+            with pytest.raises(smtplib.SMTPConnectError) as third:
+                smtplib.SMTP("127.0.0.1", port, source_address=client_address, timeout=10)
+            assert third.value.smtp_code == 421 and b"4.7.0" in third.value.smtp_error
+            # The MTA in front (loopback) is never limited.
+            with smtplib.SMTP("127.0.0.1", port) as relay:
+                assert relay.noop()[0] == 250
+            first.ehlo()
+            replies = []
+            for _ in range(3):
+                replies.append(first.mail("big@example.com"))
+                first.rset()
+            assert [code for code, _ in replies] == [250, 250, 421]
+            assert b"4.7.0" in replies[2][1] and b"try again in a minute" in replies[2][1]
+            second.quit()
+        # Sessions that ended free their places.
+        with smtplib.SMTP("127.0.0.1", port, source_address=client_address) as again:
+            assert again.noop()[0] == 250
+    finally:
+        controller.stop()
