@@ -79,7 +79,7 @@ def test_plain_mail_becomes_a_thread(stack: Stack) -> None:
     )
     updates = updates_of(stack, thread["id"])
     assert len(updates) == 1
-    assert updates[0]["author"] == {"name": "Alice", "email": ALICE}
+    assert updates[0]["author"]["name"] == "Alice" and updates[0]["author"]["email"] == ALICE
     assert updates[0]["body"] == "The CSV importer is live.\n\nHappy to pair on it."
     assert updates[0]["placed_by"] == "new-thread"
 
