@@ -91,6 +91,8 @@ def set_checkin(
     team = get_team(session, slug)
     if hour is not None and not 0 <= hour <= 23:
         raise TidingsError(f"Check-in hour {hour} is not an hour.", "Use 0 to 23 (local time).")
+    if isinstance(questions, str):
+        questions = [questions]  # one question, not a sequence of its letters
     if questions is not None:
         asked = [" ".join(q.split()) for q in questions if q.strip()]
         if not asked:

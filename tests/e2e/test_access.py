@@ -53,8 +53,7 @@ def fresh_rate_limits(stack: Stack) -> None:
     engine = make_engine(stack.env["TIDINGS_DATABASE_URL"])
     try:
         with session_scope(engine) as session:
-            unused = SignInRequest.used_at.is_(None)  # type: ignore[union-attr]
-            session.exec(delete(SignInRequest).where(unused))  # type: ignore[call-overload]
+            session.exec(delete(SignInRequest))  # type: ignore[call-overload]
     finally:
         engine.dispose()
 
