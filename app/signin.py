@@ -115,10 +115,37 @@ def sign_in_confirm(request: Request, session: SessionDep, token: str) -> HTMLRe
     return page(request, "signin_confirm.html", token=token)
 
 
+def from_another_site(request: Request, settings: Settings) -> bool:
+    """Whether a POST came from a page on another site. SameSite=Lax keeps our cookie off
+    such requests, but a response can still set or delete it: without this check a page
+    elsewhere could sign a visitor in as someone else, or out."""
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return True
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin == "null"  # sandboxed frames and data: pages say "null"
+    ours = {settings.base_url, f"{request.url.scheme}://{request.url.netloc}"}
+    return origin.rstrip("/") not in ours
+
+
+def _refuse_cross_site(request: Request) -> HTMLResponse:
+    response = page(
+        request,
+        "message.html",
+        heading="Not from another site",
+        text="Signing in and out only works from this site's own pages. Open the link from"
+        " your email, or use the button on this site.",
+    )
+    response.status_code = status.HTTP_403_FORBIDDEN
+    return response
+
+
 @router.post("/signin/{token}", response_model=None)
 def sign_in_complete(
     request: Request, session: SessionDep, settings: SettingsDep, token: str
 ) -> Response:
+    if from_another_site(request, settings):
+        return _refuse_cross_site(request)
     done = store.complete_sign_in(session, token, utcnow())
     if done is None:
         return bad_link(request, _BAD_SIGN_IN_LINK)
@@ -136,11 +163,13 @@ def sign_in_complete(
     return response
 
 
-@router.post("/signout")
-def sign_out(request: Request, session: SessionDep) -> RedirectResponse:
+@router.post("/signout", response_model=None)
+def sign_out(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    if from_another_site(request, settings):
+        return _refuse_cross_site(request)
+    response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         store.end_web_session(session, cookie)
-    response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+        response.delete_cookie(SESSION_COOKIE, path="/")
     return response

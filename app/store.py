@@ -191,9 +191,7 @@ def add_member(
 ) -> Person:
     """Add a person to a team, creating the person or updating their name and settings."""
     team = get_team(session, slug)
-    email = normalise_email(email)
-    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+|[^@\s]+@localhost", email):
-        raise TidingsError(f"'{email}' is not an email address.", "Give it as name@example.com.")
+    email = _check_address(email)
     if cadence not in CADENCES:
         raise TidingsError(
             f"Unknown digest cadence '{cadence}'.", f"Use one of {', '.join(CADENCES)}."
@@ -347,9 +345,14 @@ def remove_member(session: Session, slug: str, email: str) -> Person:
     return person
 
 
+_ADDRESS = re.compile(
+    r'[^@\s<>()\[\],;:"\\]+@([^@\s<>()\[\],;:"\\]+\.[^@\s<>()\[\],;:"\\]+|localhost)'
+)
+
+
 def _check_address(address: str) -> str:
     address = normalise_email(address)
-    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+|[^@\s]+@localhost", address):
+    if not _ADDRESS.fullmatch(address):
         raise TidingsError(f"'{address}' is not an email address.", "Give it as name@example.com.")
     return address
 

@@ -9,6 +9,7 @@ visitor to sign in, back to the same page afterwards.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -152,15 +153,22 @@ def attachment(
     except NotFound:
         raise _not_visible(request, viewer) from None
     # Always a download: a mailed-in HTML or SVG file must never run in our origin.
-    safe_name = att.filename.replace('"', "").replace("\r", "").replace("\n", "")
     return Response(
         att.data,
         media_type="application/octet-stream",
         headers={
-            "Content-Disposition": f'attachment; filename="{safe_name}"',
+            "Content-Disposition": content_disposition(att.filename),
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with the name as typed (RFC 6266 `filename*`, UTF-8) and a plain ASCII
+    fallback for old clients; header values can only carry Latin-1 themselves."""
+    printable = "".join(c for c in filename if c.isprintable())
+    fallback = printable.encode("ascii", "replace").decode().replace('"', "'").replace("\\", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(printable, safe='')}"
 
 
 @router.get("/style.css")

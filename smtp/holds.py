@@ -9,6 +9,7 @@ this far), and at most one a day to any address, so two robots cannot loop throu
 from __future__ import annotations
 
 from datetime import timedelta
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 
 from sqlmodel import Session
@@ -79,7 +80,7 @@ def hold_for_approval(
         return
     try:
         to = Address(parsed.from_name, addr_spec=sender)
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, HeaderParseError):
         return  # not an address we could send to: nobody to tell
     notice = render_email(
         settings.templates_dir,

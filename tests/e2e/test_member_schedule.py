@@ -252,3 +252,14 @@ def test_a_checkin_can_ask_several_questions_and_name_the_blocker_one(setup) -> 
     assert "1. What did you get done?" in text and "3. Anything blocking you?" in text
     html = prompt.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert html.count("<li") == 3
+
+
+def test_addresses_with_markup_are_refused_cleanly(setup) -> None:
+    _, _, env = setup
+    alice = f"alice.{env['SLUG']}@example.com"
+    for bad in ("<svg/onload=alert(1)>@evil.example", 'a"b@example.com', "x@y"):
+        result = tidings(env, "member", "alias", "add", alice, bad)
+        assert result.returncode == 1 and "is not an email address" in result.stderr
+        assert "Traceback" not in result.stderr
+    added = tidings(env, "member", "add", env["SLUG"], "<i>@example.com")
+    assert added.returncode == 1 and "is not an email address" in added.stderr
