@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-replies bench-ingest screenshots clean
+.PHONY: run test lint bench-replies bench-ingest bench-digests screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench-replies: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+bench-digests: $(STAMP)
+	$(BIN)/python bench/digests.py
 
 # docs/img/digest-*.png: a sample digest in headless Chromium (Debian's `chromium`).
 screenshots: $(STAMP)

@@ -79,6 +79,9 @@ def template_env(templates_dir: Path, kind: str) -> Environment:
 _LEAD = re.compile(r"^(\s*(?:[-*+]|\d+[.)]|>+)?\s*)")
 
 
+# A digest run wraps the same update for every member who gets it; the texts are the
+# run's cached ones, so hashing them costs nothing after the first time.
+@lru_cache(maxsize=4096)
 def wrap_text(text: str, width: int = 72) -> str:
     """Wrap long lines for plain-text mail, keeping short lines as typed and continuing
     list items and quotes under their own marker's indentation."""

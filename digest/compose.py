@@ -44,7 +44,8 @@ class DigestEntry:
     body: str  # as shown: cut when long
     body_html: Markup
     reply_address: str
-    archive_url: str
+    archive_url: str  # the update's permalink
+    thread_url: str
     cut: bool = False  # the body was shortened; the archive has the rest
     for_you: str = ""  # why it is in "for you": "replied in your thread" | "mentions you"
 
@@ -97,12 +98,30 @@ def says_resolved(body: str) -> bool:
     return bool(_RESOLVED.search(body))
 
 
+@dataclass(frozen=True)
+class Mentionable:
+    """What `mentions` looks at in one text, worked out once: a digest run asks it about
+    the same update for every member who gets it."""
+
+    lowered: str
+    handles: frozenset[str]  # every @-handle in the text, lower-cased
+
+    @classmethod
+    def of(cls, body: str) -> Mentionable:
+        handles = frozenset(m.group(1).lower().rstrip(".") for m in _MENTION.finditer(body))
+        return cls(body.lower(), handles)
+
+    def names(self, handles: Iterable[str], address: str) -> bool:
+        """Whether the text @-mentions one of `handles` (case-insensitive) or names
+        `address`."""
+        if address and address.lower() in self.lowered:
+            return True
+        return not self.handles.isdisjoint(h.lower() for h in handles if h)
+
+
 def mentions(body: str, handles: Iterable[str], address: str) -> bool:
     """Whether the text @-mentions one of `handles` (case-insensitive) or names `address`."""
-    wanted = {h.lower() for h in handles if h}
-    if address and address.lower() in body.lower():
-        return True
-    return any(m.group(1).lower().rstrip(".") in wanted for m in _MENTION.finditer(body))
+    return Mentionable.of(body).names(handles, address)
 
 
 def handles_for(name: str, address: str) -> list[str]:
@@ -141,7 +160,7 @@ def group_by_thread(entries: Sequence[DigestEntry]) -> list[ThreadSection]:
             ThreadSection(
                 items[0].thread_title,
                 items[0].team_name,
-                items[0].archive_url.split("#")[0],
+                items[0].thread_url,
                 shown,
                 earlier=len(items) - len(shown),
             )

@@ -166,14 +166,14 @@ def test_a_week_old_blocker_drops_off(world: Engine, settings: Settings) -> None
 
 def test_long_item_is_cut_with_a_link_to_the_rest(world: Engine, settings: Settings) -> None:
     long = "\n\n".join(f"Section {i}: " + "detail " * 60 for i in range(12))
-    thread_id, update_id = post(
+    _, update_id = post(
         world, "eng", "carol", long, "Long read", START + timedelta(days=30)
     )
     run_digests(world, settings, START + timedelta(days=30, hours=1), force=True)
     text, html = parts(latest_digest(world, "bob"))
     assert "Section 0:" in text and "Section 11:" not in text
     assert "Read the rest" in text and "Read the rest" in html
-    assert f"/threads/{thread_id}#u{update_id}" in html
+    assert f"/updates/{update_id}" in html  # the permalink, which survives signing in
 
 
 def test_nothing_new_sends_nothing(world: Engine, settings: Settings) -> None:
@@ -182,3 +182,30 @@ def test_nothing_new_sends_nothing(world: Engine, settings: Settings) -> None:
     before = latest_digest(world, "bob")["Message-ID"]
     run = run_digests(world, settings, now + timedelta(hours=1), force=True)
     assert run.planned == 0 and latest_digest(world, "bob")["Message-ID"] == before
+
+
+def test_an_answer_to_the_blocker_question_is_shown_as_a_blocker(
+    world: Engine, settings: Settings
+) -> None:
+    asked = ["What did you get done?", "What's next?", "Anything blocking you?"]
+    with session_scope(world) as session:
+        store.set_checkin(session, "ops", None, asked, blocker=3)
+        team = store.get_team(session, "ops")
+        thread = store.checkin_thread(session, team, (START + timedelta(days=50)).date())
+        title = thread.title
+    when = START + timedelta(days=50)
+    post(
+        world,
+        "ops",
+        "carol",
+        "1. Rota\n2. Alerts\n3. Waiting on the vendor's API keys.",
+        title,
+        when,
+    )
+    post(world, "ops", "alice", "1. Docs\n2. More docs\n3. None", title, when)
+    run_digests(world, settings, when + timedelta(hours=1), force=True)
+    text, _ = parts(latest_digest(world, "bob"))
+    assert text.count(f"[Blocker] {title}") == 1
+    blocker_at = text.index(f"[Blocker] {title}")
+    assert text.index("Waiting on the vendor's API keys.") > blocker_at
+    assert "3. None" in text  # Alice's answer is there, as an ordinary item

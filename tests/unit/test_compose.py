@@ -35,7 +35,8 @@ def entry(update_id: int, thread_id: int, team: str = "eng", for_you: str = "") 
         body=f"Update {update_id}",
         body_html=Markup(f"<p>Update {update_id}</p>"),
         reply_address=f"{team}+r.x{thread_id}@tidings.test",
-        archive_url=f"http://archive/threads/{thread_id}#u{update_id}",
+        archive_url=f"http://archive/updates/{update_id}",
+        thread_url=f"http://archive/threads/{thread_id}",
         for_you=for_you,
     )
 
