@@ -48,7 +48,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 from xml.etree import ElementTree as ET
 
@@ -58,13 +58,13 @@ import pytest
 from app import store
 from app.db import make_engine, session_scope
 from app.tokens import FIX_LINK_PURPOSE, UNSUBSCRIBE_PURPOSE, reply_address_for, sign_link
-from tests.conftest import IN_CI, free_port
+from tests.browser.conftest import CHROMIUM
+from tests.conftest import free_port
 from tests.e2e.stack import DOMAIN, Stack, journal_settled, make_stack, wait_for
 
 if TYPE_CHECKING:  # only for hints: without playwright the tests skip instead
     from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Route
 
-CHROMIUM = Path("/usr/bin/chromium")
 ALICE, BOB, MALLORY = "alice@example.com", "bob@example.org", "mallory@example.net"
 TEAM = "lab"
 TEAM_ADDRESS = f"{TEAM}@{DOMAIN}"
@@ -272,12 +272,6 @@ _REPORT = """async () => {
   return {executed: window.__xss, blocked: window.__csp, dangerous, url: location.href,
           title: (document.querySelector("main h1") || {}).textContent || null};
 }"""
-
-
-def _unavailable(problem: str) -> NoReturn:
-    if IN_CI:
-        pytest.fail(f"{problem}; CI must run the browser tests (.ci/run installs chromium)")
-    pytest.skip(problem)
 
 
 def squash(text: str) -> str:
@@ -693,20 +687,6 @@ def held_entries(stack: Stack) -> list[int]:
 
 
 # The browser ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing: install Debian's chromium: apt-get install chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed: run `make .venv/.installed`")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM))
-        yield chromium
-        chromium.close()
 
 
 def sign_in_with_the_browser(page: Page, stack: Stack, outbox: Outbox, next_path: str) -> None:

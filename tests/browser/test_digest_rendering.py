@@ -16,11 +16,9 @@ from __future__ import annotations
 import runpy
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from tests.conftest import IN_CI
 
 if TYPE_CHECKING:  # only for hints: without playwright the tests skip instead
     from playwright.sync_api import Browser
@@ -29,36 +27,15 @@ ROOT = Path(__file__).resolve().parents[2]
 # One sample for the screenshots and the tests; a script, not a package, hence runpy (and
 # `Any` for its SampleDigest below).
 SAMPLE = runpy.run_path(str(ROOT / "docs" / "screenshots.py"))
-CHROMIUM = Path("/usr/bin/chromium")
 WIDTHS = (320, 375, 800)
 # WCAG AA for body text; any less and grey-on-grey is hard to read on a phone in the sun.
 MIN_CONTRAST = 4.5
-
-
-def _unavailable(problem: str) -> NoReturn:
-    if IN_CI:
-        pytest.fail(f"{problem}; CI must run the browser tests (.ci/run installs chromium)")
-    pytest.skip(problem)
 
 
 @pytest.fixture(scope="module")
 def digest(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The sample digest: its HTML part and the phrases a reader must be able to read."""
     return SAMPLE["build_sample"](tmp_path_factory.mktemp("digest"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing: install Debian's chromium: apt-get install chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed: run `make .venv/.installed`")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM))
-        yield chromium
-        chromium.close()
 
 
 class Rendered:
