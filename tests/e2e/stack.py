@@ -7,6 +7,7 @@ import email.policy
 import json
 import mailbox
 import os
+import re
 import smtplib
 import subprocess
 import sys
@@ -140,11 +141,19 @@ class Stack:
             engine.dispose()
 
     def outbox(self) -> list[EmailMessage]:
+        """Everything the stack sent to its Maildir, in the order it was delivered."""
         box = mailbox.Maildir(self.data_dir / "outbox", create=True)
         return [
             email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)  # type: ignore[misc]
-            for key in sorted(box.keys())  # Maildir names start with the delivery time
+            for key in sorted(box.keys(), key=delivery_order)
         ]
+
+
+def delivery_order(key: str) -> tuple[int, ...]:
+    """Maildir names are SECONDS.M<microseconds>P<pid>Q<count>...: compared as text, M99
+    would sort after M123 within one second, so the numbers are compared as numbers."""
+    found = re.match(r"(\d+)\.M(\d+)P(\d+)Q(\d+)", key)
+    return tuple(int(n) for n in found.groups()) if found else (0,)
 
 
 def journal_settled(database_url: str) -> bool:

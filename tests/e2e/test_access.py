@@ -105,7 +105,8 @@ def signed_in(stack: Stack, address: str, next_path: str = "/") -> httpx.Client:
     asked = client.post("/signin", data={"email": address, "next": next_path})
     assert asked.status_code == 200 and "Check your email" in asked.text
     link = sign_in_link(stack, address, before)
-    assert "Sign in" in client.get(link).text  # a page with a button: scanners sign nobody in
+    # A page with a button: scanners sign nobody in.
+    assert "Sign in to Tidings" in client.get(link).text
     done = client.post(link)
     assert done.status_code == 303 and "tidings_session=" in done.headers["set-cookie"], done.text
     return client
