@@ -14,10 +14,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import func
@@ -154,6 +156,11 @@ def delivery_order(key: str) -> tuple[int, ...]:
     would sort after M123 within one second, so the numbers are compared as numbers."""
     found = re.match(r"(\d+)\.M(\d+)P(\d+)Q(\d+)", key)
     return tuple(int(n) for n in found.groups()) if found else (0,)
+
+
+def far_hour(tz: str) -> str:
+    """A digest hour twelve hours from now, so the scheduler never fires during the test."""
+    return str((datetime.now(ZoneInfo(tz)) + timedelta(hours=12)).hour)
 
 
 def journal_settled(database_url: str) -> bool:

@@ -166,9 +166,7 @@ def test_a_week_old_blocker_drops_off(world: Engine, settings: Settings) -> None
 
 def test_long_item_is_cut_with_a_link_to_the_rest(world: Engine, settings: Settings) -> None:
     long = "\n\n".join(f"Section {i}: " + "detail " * 60 for i in range(12))
-    _, update_id = post(
-        world, "eng", "carol", long, "Long read", START + timedelta(days=30)
-    )
+    _, update_id = post(world, "eng", "carol", long, "Long read", START + timedelta(days=30))
     run_digests(world, settings, START + timedelta(days=30, hours=1), force=True)
     text, html = parts(latest_digest(world, "bob"))
     assert "Section 0:" in text and "Section 11:" not in text

@@ -26,6 +26,7 @@ from tests.e2e.stack import (
     DOMAIN,
     Stack,
     digests_for,
+    far_hour,
     mail,
     make_stack,
     quarantined,
@@ -50,8 +51,9 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         # Public: these tests read archive pages signed out; test_access covers privacy.
         stack.cli("team", "create", "eng", "--name", "Engineering", "--public")
         for who, name, tz in [(ALICE, "Alice", "Europe/Berlin"), (BOB, "Bob", "America/New_York")]:
-            hour = str((datetime.now(ZoneInfo(tz)) + timedelta(hours=12)).hour)
-            stack.cli("member", "add", "eng", who, "--name", name, "--tz", tz, "--hour", hour)
+            stack.cli(
+                "member", "add", "eng", who, "--name", name, "--tz", tz, "--hour", far_hour(tz)
+            )
         stack.token = stack.cli("token", "create", "--team", "eng").stdout.strip().splitlines()[-1]
         yield stack
     finally:

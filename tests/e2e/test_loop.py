@@ -28,6 +28,7 @@ from tests.e2e.stack import (
     DOMAIN,
     Stack,
     digests_for,
+    far_hour,
     journal_settled,
     mail,
     make_stack,
@@ -42,11 +43,6 @@ from tests.e2e.stack import (
 
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.org", "carol@example.net"
 TEAM = f"eng@{DOMAIN}"
-
-
-def far_hour(tz: str) -> str:
-    """A digest hour twelve hours from now, so the scheduler never fires during the test."""
-    return str((datetime.now(ZoneInfo(tz)) + timedelta(hours=12)).hour)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import email
 import email.policy
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -34,8 +35,21 @@ def at(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
     return datetime(2026, 11, 23 + day, hour, minute, second, tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class World:
+    """A team of its own for one test (Alice and Bob, members since the week before), the
+    database and settings the worker's runs use, and the environment for the CLI."""
+
+    engine: Engine
+    settings: Settings
+    env: dict[str, str]
+    slug: str
+    alice: str
+    bob: str
+
+
 @pytest.fixture
-def setup(database_url: str, tmp_path: Path) -> Iterator[tuple[Engine, Settings, dict[str, str]]]:
+def setup(database_url: str, tmp_path: Path) -> Iterator[World]:
     upgrade(database_url)
     engine = make_engine(database_url)
     settings = Settings(data_dir=tmp_path, database_url=database_url, mail_domain="tidings.test")
@@ -48,18 +62,13 @@ def setup(database_url: str, tmp_path: Path) -> Iterator[tuple[Engine, Settings,
             person.created_at = at(0, 0)  # signed up on Monday at midnight
         for _, membership in store.memberships_of(session, store.get_team(session, slug).id):  # type: ignore[arg-type]
             membership.joined_at = at(-7, 0)
-    env["SLUG"] = slug
-    yield engine, settings, env
+    yield World(engine, settings, env, slug, f"alice.{slug}@example.com", f"bob.{slug}@example.com")
     engine.dispose()
 
 
 def tidings(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "tidings"), *args],
-        env={k: v for k, v in env.items() if k != "SLUG"},
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [str(BIN / "tidings"), *args], env=env, capture_output=True, text=True, timeout=60
     )
 
 
@@ -96,9 +105,8 @@ def digests_to(engine: Engine, address: str) -> list[list[str]]:
         return found
 
 
-def test_member_set_explains_bad_values_and_says_what_changed(setup) -> None:
-    _, _, env = setup
-    alice = f"alice.{env['SLUG']}@example.com"
+def test_member_set_explains_bad_values_and_says_what_changed(setup: World) -> None:
+    env, alice = setup.env, setup.alice
     for args, hint in [
         (["--quiet", "late"], "20:00-08:00"),
         (["--away", "2026-12-24"], "2026-12-20..2027-01-03"),
@@ -113,14 +121,18 @@ def test_member_set_explains_bad_values_and_says_what_changed(setup) -> None:
     assert "weekly on fri at 09:00 UTC; quiet 20:00-08:00" in done.stderr
     away = tidings(env, "member", "set", alice, "--away", "2026-12-20..", "--quiet", "off")
     assert "away 2026-12-20.." in away.stderr and "quiet" not in away.stderr
-    listed = tidings(env, "member", "list", env["SLUG"]).stdout
+    listed = tidings(env, "member", "list", setup.slug).stdout
     assert "weekly on fri at 09:00 UTC; away 2026-12-20.." in listed
 
 
-def test_weekly_and_weekday_only_digests_come_on_their_days(setup) -> None:
-    engine, settings, env = setup
-    slug = env["SLUG"]
-    alice, bob = f"alice.{slug}@example.com", f"bob.{slug}@example.com"
+def test_weekly_and_weekday_only_digests_come_on_their_days(setup: World) -> None:
+    engine, settings, slug, alice, bob = (
+        setup.engine,
+        setup.settings,
+        setup.slug,
+        setup.alice,
+        setup.bob,
+    )
     with session_scope(engine) as session:
         store.change_member_settings(
             session, alice, store.MemberSettings(cadence="weekly", weekday="fri", hour=9)
@@ -142,10 +154,14 @@ def test_weekly_and_weekday_only_digests_come_on_their_days(setup) -> None:
     assert [saturday_post] in digests_to(engine, bob)
 
 
-def test_nothing_while_away_then_one_digest_covers_the_absence(setup) -> None:
-    engine, settings, env = setup
-    slug = env["SLUG"]
-    alice, bob = f"alice.{slug}@example.com", f"bob.{slug}@example.com"
+def test_nothing_while_away_then_one_digest_covers_the_absence(setup: World) -> None:
+    engine, settings, slug, alice, bob = (
+        setup.engine,
+        setup.settings,
+        setup.slug,
+        setup.alice,
+        setup.bob,
+    )
     with session_scope(engine) as session:
         store.change_member_settings(
             session, bob, store.MemberSettings(away="2026-11-24..2026-11-26")
@@ -158,10 +174,14 @@ def test_nothing_while_away_then_one_digest_covers_the_absence(setup) -> None:
     assert digests_to(engine, bob) == [["News of day 1", "News of day 2", "News of day 3"]]
 
 
-def test_checkin_prompt_skips_away_members_and_waits_out_quiet_hours(setup) -> None:
-    engine, settings, env = setup
-    slug = env["SLUG"]
-    alice, bob = f"alice.{slug}@example.com", f"bob.{slug}@example.com"
+def test_checkin_prompt_skips_away_members_and_waits_out_quiet_hours(setup: World) -> None:
+    engine, settings, slug, alice, bob = (
+        setup.engine,
+        setup.settings,
+        setup.slug,
+        setup.alice,
+        setup.bob,
+    )
     with session_scope(engine) as session:
         store.set_checkin(session, slug, 21)  # 21:00 local: inside the default quiet hours
         store.change_member_settings(session, alice, store.MemberSettings(quiet="off"))
@@ -188,10 +208,14 @@ def test_checkin_prompt_skips_away_members_and_waits_out_quiet_hours(setup) -> N
     assert prompted(bob) == 1 and prompted(alice) == 2
 
 
-def test_immediate_digests_batch_what_arrives_within_a_minute(setup) -> None:
-    engine, settings, env = setup
-    slug = env["SLUG"]
-    alice, bob = f"alice.{slug}@example.com", f"bob.{slug}@example.com"
+def test_immediate_digests_batch_what_arrives_within_a_minute(setup: World) -> None:
+    engine, settings, slug, alice, bob = (
+        setup.engine,
+        setup.settings,
+        setup.slug,
+        setup.alice,
+        setup.bob,
+    )
     with session_scope(engine) as session:
         store.change_member_settings(
             session, bob, store.MemberSettings(cadence="immediate", quiet="off")
@@ -207,10 +231,14 @@ def test_immediate_digests_batch_what_arrives_within_a_minute(setup) -> None:
     assert digests_to(engine, bob)[-1] == ["Second news", "Third news"]
 
 
-def test_immediate_digests_wait_out_quiet_hours(setup) -> None:
-    engine, settings, env = setup
-    slug = env["SLUG"]
-    alice, bob = f"alice.{slug}@example.com", f"bob.{slug}@example.com"
+def test_immediate_digests_wait_out_quiet_hours(setup: World) -> None:
+    engine, settings, slug, alice, bob = (
+        setup.engine,
+        setup.settings,
+        setup.slug,
+        setup.alice,
+        setup.bob,
+    )
     with session_scope(engine) as session:
         store.change_member_settings(
             session, bob, store.MemberSettings(cadence="immediate", quiet="22:00-07:00")
@@ -223,9 +251,8 @@ def test_immediate_digests_wait_out_quiet_hours(setup) -> None:
     assert digests_to(engine, bob) == [["Late news"]]
 
 
-def test_a_checkin_can_ask_several_questions_and_name_the_blocker_one(setup) -> None:
-    engine, settings, env = setup
-    slug = env["SLUG"]
+def test_a_checkin_can_ask_several_questions_and_name_the_blocker_one(setup: World) -> None:
+    engine, settings, env, slug = setup.engine, setup.settings, setup.env, setup.slug
     asked = ["What did you get done?", "What's next?", "Anything blocking you?"]
     args = [arg for q in asked for arg in ("--question", q)]
     wrong = tidings(env, "team", "checkin", slug, "--hour", "9", *args, "--blocker-question", "4")
@@ -254,12 +281,11 @@ def test_a_checkin_can_ask_several_questions_and_name_the_blocker_one(setup) -> 
     assert html.count("<li") == 3
 
 
-def test_addresses_with_markup_are_refused_cleanly(setup) -> None:
-    _, _, env = setup
-    alice = f"alice.{env['SLUG']}@example.com"
+def test_addresses_with_markup_are_refused_cleanly(setup: World) -> None:
+    env, alice = setup.env, setup.alice
     for bad in ("<svg/onload=alert(1)>@evil.example", 'a"b@example.com', "x@y"):
         result = tidings(env, "member", "alias", "add", alice, bad)
         assert result.returncode == 1 and "is not an email address" in result.stderr
         assert "Traceback" not in result.stderr
-    added = tidings(env, "member", "add", env["SLUG"], "<i>@example.com")
+    added = tidings(env, "member", "add", setup.slug, "<i>@example.com")
     assert added.returncode == 1 and "is not an email address" in added.stderr
