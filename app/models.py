@@ -3,7 +3,9 @@
 A `Person` is one human (one address, one time zone, one digest schedule); a
 `Membership` puts them in a `Team`. Mail arrives in the `InboundMessage` journal
 first and becomes an `Update` in a `Thread` afterwards; everything Tidings sends
-goes through `OutboundMessage`, and `DigestItem` records which update went to whom.
+goes through `OutboundMessage`; a digest's row holds its plan (which updates it covers),
+and each `Membership` keeps a digest cursor: every update of that team up to it has been
+offered to that member.
 """
 
 from __future__ import annotations
@@ -111,6 +113,9 @@ class Membership(SQLModel, table=True):
     team_id: int = Field(foreign_key="team.id", index=True)
     person_id: int = Field(foreign_key="person.id", index=True)
     joined_at: datetime = _ts(nullable=False)
+    # Every update of the team with an id up to this one has been offered to this member
+    # in a planned digest (or was theirs, or older than their joining): see digest/build.py.
+    digest_cursor: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Thread(SQLModel, table=True):
@@ -217,16 +222,9 @@ class OutboundMessage(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = _ts(nullable=False)
     sent_at: datetime | None = _optional_ts()
-
-
-class DigestItem(SQLModel, table=True):
-    """Which update went to whom in which digest; the unique key is 'never twice'."""
-
-    __table_args__ = (UniqueConstraint("person_id", "update_id"),)
-    id: int | None = Field(default=None, primary_key=True)
-    outbound_id: int = Field(foreign_key="outboundmessage.id", index=True)
-    person_id: int = Field(foreign_key="person.id")
-    update_id: int = Field(foreign_key="update.id")
+    # A digest's plan (JSON, see app/digest_plan.py): it is rendered from this when it is sent,
+    # so `raw` stays empty until then.
+    plan: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class ApiToken(SQLModel, table=True):

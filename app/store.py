@@ -20,11 +20,11 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from app.digest_plan import DigestPlan
 from app.errors import NotFound, TidingsError
 from app.models import (
     ApiToken,
     Attachment,
-    DigestItem,
     InboundMessage,
     Membership,
     MessageRef,
@@ -209,7 +209,11 @@ def add_member(
     person.digest_hour = hour
     session.flush()
     if not is_member(session, team.id, person.id):  # type: ignore[arg-type]
-        session.add(Membership(team_id=team.id, person_id=person.id))  # type: ignore[arg-type]
+        # Updates from before they joined are not theirs to get in a digest.
+        newest = session.scalar(select(func.max(Update.id)).where(Update.team_id == team.id))
+        session.add(
+            Membership(team_id=team.id, person_id=person.id, digest_cursor=newest or 0)  # type: ignore[arg-type]
+        )
         session.flush()
     return person
 
@@ -508,6 +512,28 @@ def checkin_thread(session: Session, team: Team, day: date) -> Thread:
     return thread
 
 
+# An advisory lock key (any constant): see `hold_update_order`.
+_UPDATE_ORDER_LOCK = 0x7D16_0001
+
+
+def hold_update_order(session: Session) -> None:
+    """Called before inserting an update. On PostgreSQL, ids come from a sequence before
+    the row commits, so a smaller id can become visible after a larger one; holding this
+    lock (shared) until commit lets `committed_update_ceiling` wait for such rows. SQLite
+    has one writer at a time, which orders them already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(select(func.pg_advisory_xact_lock_shared(_UPDATE_ORDER_LOCK)))
+
+
+def committed_update_ceiling(session: Session) -> int:
+    """The largest update id below which no update can still appear: digests cover updates
+    up to it, and a member's digest cursor moves to it. Commit (or roll back) right after:
+    on PostgreSQL it briefly holds off new updates."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(select(func.pg_advisory_xact_lock(_UPDATE_ORDER_LOCK)))
+    return session.scalar(select(func.max(Update.id))) or 0  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class NewAttachment:
     filename: str
@@ -532,6 +558,7 @@ def add_update(
     attachments: Sequence[NewAttachment] = (),
 ) -> Update:
     now = utcnow()
+    hold_update_order(session)
     update = Update(
         team_id=thread.team_id,
         thread_id=thread.id,  # type: ignore[arg-type]
@@ -848,21 +875,48 @@ def enqueue_mail(
     return outbound
 
 
+def enqueue_digest(
+    session: Session,
+    *,
+    person: Person,
+    idempotency_key: str,
+    subject: str,
+    message_id: str,
+    plan: DigestPlan,
+    created_at: datetime,
+) -> OutboundMessage:
+    """Put a planned digest in the outbox: its plan now, its message when it is sent."""
+    outbound = OutboundMessage(
+        kind="digest",
+        idempotency_key=idempotency_key,
+        person_id=person.id,
+        recipient=person.email,
+        subject=subject,
+        message_id=message_id,
+        raw=b"",
+        plan=plan.to_json(),
+        created_at=created_at,
+    )
+    session.add(outbound)
+    session.flush()
+    return outbound
+
+
 def digest_threads(session: Session, message_id: str, person_id: int) -> list[Thread]:
     """The live threads a digest we sent to `person_id` covered, found by its Message-ID."""
-    query = (
-        select(Thread)
-        .join(Update, Update.thread_id == Thread.id)
-        .join(DigestItem, DigestItem.update_id == Update.id)
-        .join(OutboundMessage, OutboundMessage.id == DigestItem.outbound_id)
-        .where(
-            OutboundMessage.message_id == message_id,
-            OutboundMessage.person_id == person_id,
-            Thread.deleted_at.is_(None),  # type: ignore[union-attr]
-        )
-        .distinct()
+    query = select(OutboundMessage.plan).where(
+        OutboundMessage.message_id == message_id,
+        OutboundMessage.person_id == person_id,
+        OutboundMessage.plan.is_not(None),  # type: ignore[union-attr]
     )
-    return sorted(session.exec(query).all(), key=lambda t: t.id or 0)
+    ids = {i for plan in session.exec(query) for i in DigestPlan.from_json(plan).updates}  # type: ignore[arg-type]
+    if not ids:
+        return []
+    threads = select(Thread).where(
+        Thread.id.in_(select(Update.thread_id).where(Update.id.in_(ids))),  # type: ignore[union-attr,attr-defined]
+        Thread.deleted_at.is_(None),  # type: ignore[union-attr]
+    )
+    return sorted(session.exec(threads).all(), key=lambda t: t.id or 0)
 
 
 def outbox_key_exists(session: Session, idempotency_key: str) -> bool:

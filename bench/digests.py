@@ -15,13 +15,16 @@ Then, in this process and in the same run (these machines are noisy):
 
 * baseline: `render_markdown` once for each update, the work no digest planner can avoid.
   It runs before and after the digest run; the faster of the two counts.
-* digests: `run_digests(..., force=True)`, a digest for every member, written to the
-  outbox with its `DigestItem` rows, exactly as `tidings digest run --now` plans them.
+* plan: `run_digests(..., force=True)`, a digest for every member, planned into the
+  outbox exactly as `tidings digest run --now` plans them;
+* render: every planned digest rendered into the message its reader gets, with one
+  `DigestLayout`, exactly as one delivery pass renders them before sending.
 
-SQLite runs with the service's own settings (WAL, synchronous=FULL, a commit per digest).
+The full run (plan + render) is what counts against the baseline. SQLite runs with the
+service's own settings (WAL, synchronous=FULL).
 Peak memory is this process's max RSS (`resource.getrusage`); the set-up ran elsewhere, so
-it is what the imports, the baseline and the digest run needed. The target is a run that
-costs at most 3x the baseline. `--profile` prints where the time of the digest run goes
+it is what the imports, the baseline and the digest run needed. The target is a full run
+that costs at most 3x the baseline. `--profile` prints where the time of the digest run goes
 (cProfile; it slows the run down, so its timings are not comparable).
 """
 
@@ -52,12 +55,13 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.db import make_engine, upgrade
-from app.models import DigestItem, Membership, MessageRef, OutboundMessage, Person, Team, Thread
+from app.db import make_engine, session_scope, upgrade
+from app.models import Membership, MessageRef, OutboundMessage, Person, Team, Thread
 from app.models import Update as UpdateRow
 from app.render import render_markdown
 from app.settings import Settings
 from digest.build import run_digests
+from digest.layout import DigestLayout
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday: every daily digest is due
 TARGET_RATIO = 3.0
@@ -293,6 +297,20 @@ def baseline(bodies: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def render_all(engine: Any, settings: Settings, progress: Callable[[int, int], None]) -> list[int]:
+    """Render every planned digest in the outbox with one layout; the size of each."""
+    layout = DigestLayout(settings)
+    with session_scope(engine) as session:
+        rows = list(
+            session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "digest"))
+        )
+        sizes = []
+        for done, row in enumerate(rows, 1):
+            sizes.append(len(layout.render(session, row)))
+            progress(done, len(rows))
+    return sizes
+
+
 def max_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes vs KiB
@@ -304,7 +322,7 @@ def progress_printer(every: int) -> Callable[[int, int], None]:
     def show(done: int, total: int) -> None:
         if done % every == 0 or done == total:
             rate = done / max(time.perf_counter() - start, 1e-9)
-            print(f"\r  planning {done:,}/{total:,} ({rate:,.0f}/s)", end="", file=sys.stderr)
+            print(f"\r  {done:,}/{total:,} ({rate:,.0f}/s)", end="", file=sys.stderr)
             if done == total:
                 print(file=sys.stderr)
 
@@ -365,11 +383,11 @@ def main() -> None:
         print("baseline: rendering each update's Markdown once ...", file=sys.stderr)
         before = baseline(bodies)
         rss_before = max_rss_mb()
-        print("digests: run_digests for every member ...", file=sys.stderr)
+        print("plan: run_digests for every member ...", file=sys.stderr)
         profiler = cProfile.Profile() if args.profile else None
-        start = time.perf_counter()
         if profiler:
             profiler.enable()
+        start = time.perf_counter()
         run = run_digests(
             engine,
             settings,
@@ -377,43 +395,49 @@ def main() -> None:
             force=True,
             progress=progress_printer(max(1, scale.members // 50)),
         )
+        planned = time.perf_counter() - start
+        print("render: every planned digest, as a delivery pass does ...", file=sys.stderr)
+        start = time.perf_counter()
+        sizes = render_all(engine, settings, progress_printer(max(1, scale.members // 50)))
+        rendered = time.perf_counter() - start
         if profiler:
             profiler.disable()
-        seconds = time.perf_counter() - start
         rss_peak = max_rss_mb()
         after = baseline(bodies)
         base = min(before, after)
         with engine.connect() as conn:
-            outbox, outbox_bytes = conn.execute(
-                select(func.count(), func.coalesce(func.sum(func.length(OutboundMessage.raw)), 0))
+            outbox, plans = conn.execute(
+                select(func.count(), func.coalesce(func.sum(func.length(OutboundMessage.plan)), 0))
             ).one()
-            items = conn.scalar(select(func.count()).select_from(DigestItem))
             refs = conn.scalar(select(func.count()).select_from(MessageRef))
         engine.dispose()
 
+    seconds = planned + rendered
     print(
         f"\n{scale.members:,} members ({made['memberships']:,} memberships), {scale.teams} teams,"
         f" {made['threads']:,} threads, {scale.updates:,} updates on {backend};"
         f" set-up {made['seconds']:.1f} s (not counted)\n"
     )
     print(f"{'measurement':<36} {'seconds':>9} {'per second':>16} {'ratio':>7}")
-    print(
-        f"{'baseline: Markdown, once per update':<36} {base:>9.2f}"
-        f" {scale.updates / base:>10,.0f} upd/s {1:>7.2f}"
-    )
-    print(
-        f"{'digests: run_digests, every member':<36} {seconds:>9.2f}"
-        f" {run.planned / seconds:>10,.1f} dig/s {seconds / base:>7.2f}"
-    )
-    print(f"{'target':<36} {'':>9} {'':>16} {TARGET_RATIO:>7.2f}")
+    for label, taken, count, unit in (
+        ("baseline: Markdown, once per update", base, scale.updates, "upd/s"),
+        ("plan: run_digests, every member", planned, run.planned, "dig/s"),
+        ("render: every planned digest", rendered, len(sizes), "dig/s"),
+        ("full run: plan + render", seconds, run.planned, "dig/s"),
+    ):
+        print(f"{label:<36} {taken:>9.2f} {count / taken:>10,.0f} {unit} {taken / base:>7.2f}")
+    print(f"{'target for the full run':<36} {'':>9} {'':>16} {TARGET_RATIO:>7.2f}")
     print(
         f"\nbaseline before / after the run: {before:.2f} s / {after:.2f} s (the faster counts)"
         f"\ndigests: {run.planned:,} planned, {run.nothing_new:,} with nothing new,"
         f" {run.skipped:,} skipped"
+        f"\nmessages: {sum(sizes) / 2**20:,.0f} MB rendered,"
+        f" {sum(sizes) / max(len(sizes), 1) / 1024:,.0f} KB each on average,"
+        f" {max(sizes, default=0) / 1024:,.0f} KB the largest"
         f"\npeak memory: {rss_peak:,.0f} MB max RSS of this process"
         f" ({rss_before:,.0f} MB before the digest run)"
-        f"\nrows written: {outbox:,} outbox ({outbox_bytes / 2**20:,.0f} MB of mail),"
-        f" {items:,} digest items, {refs:,} message refs"
+        f"\nrows written: {outbox:,} outbox ({plans / 2**20:,.1f} MB of plans),"
+        f" {refs:,} message refs"
     )
     if profiler:
         print(f"\nprofile of the digest run, {args.profile} costliest by own time:")

@@ -1,56 +1,50 @@
 """Plan digests: what each person gets, recorded in the outbox before anything is sent.
 
-A digest is planned in one transaction: the outbox row with the rendered message,
-and a `DigestItem` for every update it covers. The unique (person, update) key on
-`DigestItem` is what makes "never the same update twice" hold even when two workers
-plan at once: the second plan fails as a whole and is rolled back.
+A run plans everyone who is due, a batch of people per transaction. Planning a person
+writes an outbox row holding the digest's plan (the updates it covers, the blockers it
+pins, which items are "for you"; `app/digest_plan.py`) and moves each of their
+memberships' digest cursor to the run's ceiling: every update of that team up to it has
+now been offered to them. The message is rendered from the plan when it is sent
+(`digest/layout.py`), so planning touches a few rows per person whatever a digest holds.
+
+Never twice, never skipped:
+* the cursors move in the same transaction as the outbox row is written, under a lock on
+  the person's row, so a second worker planning the same person finds them moved and
+  plans nothing;
+* the ceiling is an update id below which no update can still appear
+  (`store.committed_update_ceiling`), so a cursor never passes one that commits late;
+* a digest that fails for good moves the cursors back (`digest/send.py`), so its updates
+  are offered again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.headerregistry import Address
-from functools import cached_property
 
-from markupsafe import Markup
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, bindparam, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
-from sqlmodel import Session, and_, exists, func, or_, select
+from sqlmodel import Session, func, or_, select
 
 from app import store
 from app.db import session_scope
-from app.models import DigestItem, Membership, OutboundMessage, Person, Team, Thread, Update
-from app.render import render_email, render_markdown
+from app.digest_plan import DigestPlan
+from app.models import Membership, Person, Team, Thread, Update
+from app.render import render_subject
 from app.settings import Settings
-from app.tokens import (
-    UNSUBSCRIBE_PURPOSE,
-    ReplyKeys,
-    reply_address_for,
-    sign_address_link,
-    sign_link,
-)
-from digest.answers import answers, reports_blocker
-from digest.compose import (
-    Digest,
-    DigestEntry,
-    Mentionable,
-    compose,
-    cut_long,
-    handles_for,
-    is_blocker,
-    local_time,
-    says_resolved,
-)
+from digest.compose import handles_for
 from digest.schedule import digest_due, schedule_of
+from digest.updates import LOAD_BATCH, CachedUpdate, UpdateCache
 
 log = logging.getLogger(__name__)
 
-UNSUBSCRIBE_LINK_LIFETIME = timedelta(days=400)
+BLOCKER_WINDOW = timedelta(days=7)
+# People planned per transaction: a commit each would cost more than planning them.
+PLAN_BATCH = 200
 
 
 @dataclass
@@ -62,354 +56,198 @@ class DigestRun:
     skipped: int = 0
 
 
-# Ids per IN (...) list: well under every engine's limit on bound parameters.
-_LOAD_BATCH = 500
+class Planner:
+    """Plans digests for one run: one ceiling, one clock, one cache of updates and of
+    each team's open blockers, shared by everyone the run plans."""
 
+    def __init__(self, settings: Settings, now: datetime, ceiling: int) -> None:
+        self.settings = settings
+        self.now = now
+        self.ceiling = ceiling
+        self.updates = UpdateCache()
+        self._blockers: dict[int, list[CachedUpdate]] = {}
 
-@dataclass(frozen=True)
-class CachedUpdate:
-    """One update and what every digest shows of it, read once per run (as its rendered
-    Markdown always was): an edit made while a run is under way shows in later runs."""
+    def plan(self, session: Session, person_ids: Sequence[int]) -> dict[int, bool]:
+        """Plan the digests of `person_ids` in `session`'s transaction: {person id: whether
+        they got one}. Their person rows are written first, which locks them (and, on
+        SQLite, the database) until the caller commits."""
+        session.execute(
+            update(Person)
+            .where(Person.id.in_(person_ids))  # type: ignore[union-attr]
+            .values(last_digest_at=self.now)
+            .execution_options(synchronize_session=False)
+        )
+        people = session.exec(
+            select(Person).where(Person.id.in_(person_ids)).order_by(Person.id)  # type: ignore[union-attr,arg-type]
+        ).all()
+        memberships: dict[int, list[tuple[Membership, str]]] = defaultdict(list)
+        query = (
+            select(Membership, Team.slug)
+            .join(Team, Team.id == Membership.team_id)
+            .where(Membership.person_id.in_(person_ids))  # type: ignore[attr-defined]
+            .order_by(Team.slug)
+        )
+        for membership, slug in session.exec(query):
+            memberships[membership.person_id].append((membership, slug))
+        news = {p.id: self._new_updates(session, p, memberships[p.id]) for p in people}
+        written = self._threads_written_in(session, news)
+        planned: dict[int, bool] = {}
+        moves: list[dict[str, int]] = []
+        for person in people:
+            assert person.id is not None
+            cursors = {
+                m.id: (m.digest_cursor, self.ceiling)
+                for m, _ in memberships[person.id]
+                if m.id is not None and m.digest_cursor < self.ceiling
+            }
+            moves.extend({"m": m, "cursor": to} for m, (_, to) in cursors.items())
+            new = news[person.id]
+            planned[person.id] = bool(new)
+            if new:
+                teams = [m.team_id for m, _ in memberships[person.id]]
+                self._enqueue(session, person, new, teams, written[person.id], cursors)
+        if moves:
+            session.connection().execute(
+                update(Membership.__table__)  # type: ignore[arg-type]
+                .where(Membership.__table__.c.id == bindparam("m"))  # type: ignore[attr-defined]
+                .values(digest_cursor=bindparam("cursor")),
+                moves,
+            )
+        return planned
 
-    id: int
-    thread_id: int
-    body: str
-    created_at: datetime
-    author_name: str
-    thread_title: str
-    team_slug: str
-    team_name: str
-    checkin: bool  # an answer in a check-in thread
-    questions: str  # the team's check-in questions, one a line
-    blocker_question: int | None  # which of them asks about blockers
+    def _new_updates(
+        self, session: Session, person: Person, memberships: list[tuple[Membership, str]]
+    ) -> list[CachedUpdate]:
+        """What others posted in the person's teams since their cursors and since they
+        joined, in live threads; team by team (by slug), then in order of posting."""
+        new: list[CachedUpdate] = []
+        for membership, _ in memberships:
+            team = self.updates.team_between(
+                session, membership.team_id, membership.digest_cursor, self.ceiling
+            )
+            mine = [
+                u
+                for u in team
+                if u.author_id != person.id
+                and u.created_at >= membership.joined_at
+                and not u.thread_deleted
+            ]
+            new.extend(sorted(mine, key=lambda u: (u.created_at, u.id)))
+        return new
 
-    @cached_property
-    def blocker(self) -> bool:
-        """A `Blocker:` line, or a check-in answer to the blocker question that names
-        something (not "No" or "None")."""
-        if is_blocker(self.body):
-            return True
-        if not (self.checkin and self.blocker_question):
-            return False
-        asked = [q for q in self.questions.splitlines() if q.strip()]
-        answer = answers(self.body, asked).get(self.blocker_question, "")
-        return reports_blocker(answer)
-
-    @cached_property
-    def resolves(self) -> bool:
-        return says_resolved(self.body)
-
-    @cached_property
-    def mentionable(self) -> Mentionable:
-        return Mentionable.of(self.body)
-
-
-class RunCache:
-    """What a digest run works out once, however many digests show it: each update with
-    its thread, team and author, its Markdown rendered and cut, whether it reports or
-    resolves a blocker and whom it mentions, and its time in each zone. Planning one
-    digest only asks the database which updates it gets; their content comes from here."""
-
-    def __init__(self) -> None:
-        self._updates: dict[int, CachedUpdate] = {}
-        self._rendered: dict[int, tuple[str, bool, Markup]] = {}
-        self._local_times: dict[tuple[datetime, str], str] = {}
-
-    def get(self, session: Session, ids: Iterable[int]) -> list[CachedUpdate]:
-        """The updates `ids`, in that order; those not seen yet in this run are loaded."""
-        ids = list(ids)
-        missing = list(dict.fromkeys(i for i in ids if i not in self._updates))
-        author = aliased(Person)
-        for at in range(0, len(missing), _LOAD_BATCH):
+    def _threads_written_in(
+        self, session: Session, news: dict[int, list[CachedUpdate]]
+    ) -> dict[int, dict[int, datetime]]:
+        """{person: {thread: when they first wrote in it}} for the threads their digests
+        show: later posts there are replies to them."""
+        threads = sorted({u.thread_id for new in news.values() for u in new})
+        people = [p for p, new in news.items() if new]
+        written: dict[int, dict[int, datetime]] = defaultdict(dict)
+        for at in range(0, len(threads), LOAD_BATCH):
             query = (
-                select(
-                    Update.id,
-                    Update.thread_id,
-                    Update.body,
-                    Update.created_at,
-                    author.name,
-                    Thread.title,
-                    Team.slug,
-                    Team.name,
-                    Thread.checkin_date.is_not(None),  # type: ignore[union-attr]
-                    Team.checkin_question,
-                    Team.blocker_question,
+                select(Update.author_id, Update.thread_id, func.min(Update.created_at))
+                .where(
+                    Update.author_id.in_(people),  # type: ignore[attr-defined]
+                    Update.thread_id.in_(threads[at : at + LOAD_BATCH]),  # type: ignore[attr-defined]
                 )
-                .join(Thread, Thread.id == Update.thread_id)
-                .join(Team, Team.id == Update.team_id)
-                .join(author, author.id == Update.author_id)
-                .where(Update.id.in_(missing[at : at + _LOAD_BATCH]))  # type: ignore[union-attr]
+                .group_by(Update.author_id, Update.thread_id)
             )
-            for row in session.exec(query):
-                update = CachedUpdate(*row)
-                self._updates[update.id] = update
-        return [self._updates[i] for i in ids]
+            for author_id, thread_id, first in session.exec(query):
+                written[author_id][thread_id] = first
+        return written
 
-    def rendered(self, update: CachedUpdate) -> tuple[str, bool, Markup]:
-        """(body as shown, whether it was cut, its HTML): rendered on first use only, so
-        updates looked at only to see whether they resolve a blocker are never rendered."""
-        if update.id not in self._rendered:
-            body, cut = cut_long(update.body)
-            self._rendered[update.id] = (body, cut, render_markdown(body))
-        return self._rendered[update.id]
-
-    def local_time(self, instant: datetime, timezone: str) -> str:
-        """`local_time`, which both parts of every digest ask for each item."""
-        key = (instant, timezone)
-        if key not in self._local_times:
-            self._local_times[key] = local_time(instant, timezone)
-        return self._local_times[key]
-
-
-def new_updates_for(session: Session, person: Person) -> list[int]:
-    """Ids of updates by others in the person's teams, since they joined, not yet in a
-    digest; in digest order (team, then time)."""
-    already = exists().where(
-        and_(DigestItem.person_id == person.id, DigestItem.update_id == Update.id)
-    )
-    query = (
-        select(Update.id)
-        .join(Membership, Membership.team_id == Update.team_id)
-        .join(Thread, Thread.id == Update.thread_id)
-        .join(Team, Team.id == Update.team_id)
-        .where(
-            Membership.person_id == person.id,
-            Thread.deleted_at.is_(None),  # type: ignore[union-attr]
-            Update.author_id != person.id,
-            Update.created_at >= Membership.joined_at,
-            ~already,
-        )
-        .order_by(Team.slug, Update.created_at, Update.id)
-    )
-    return list(session.exec(query).all())  # type: ignore[arg-type]
-
-
-BLOCKER_WINDOW = timedelta(days=7)
-
-
-def threads_written_in(session: Session, person: Person) -> dict[int, datetime]:
-    """When the person first wrote in each thread: later posts there are replies to them."""
-    query = (
-        select(Update.thread_id, func.min(Update.created_at))
-        .where(Update.author_id == person.id)
-        .group_by(Update.thread_id)
-    )
-    return {thread_id: first for thread_id, first in session.exec(query).all()}  # type: ignore[misc]
-
-
-def open_blockers(
-    session: Session, person: Person, now: datetime, cache: RunCache
-) -> list[CachedUpdate]:
-    """Blockers in the person's teams from the last week whose thread has not since said
-    they are resolved, oldest first. They stay at the top of each team's section in every
-    digest until then, whether or not an earlier digest showed them."""
-    query = (
-        select(Update.id)
-        .join(Membership, Membership.team_id == Update.team_id)
-        .join(Thread, Thread.id == Update.thread_id)
-        .join(Team, Team.id == Update.team_id)
-        .where(
-            Membership.person_id == person.id,
-            Thread.deleted_at.is_(None),  # type: ignore[union-attr]
-            Update.created_at >= now - BLOCKER_WINDOW,
-            or_(
-                Update.body.ilike("%block%"),  # type: ignore[attr-defined]
-                and_(
-                    Thread.checkin_date.is_not(None),  # type: ignore[union-attr]
-                    Team.blocker_question.is_not(None),  # type: ignore[union-attr]
+    def open_blockers(self, session: Session, team_id: int) -> list[CachedUpdate]:
+        """The team's blockers from the last week whose thread has not since said they are
+        resolved, oldest first. They stay at the top of the team's section in every digest
+        until then, whether or not an earlier digest showed them."""
+        if team_id in self._blockers:
+            return self._blockers[team_id]
+        since = self.now - BLOCKER_WINDOW
+        query = (
+            select(Update.id)
+            .join(Thread, Thread.id == Update.thread_id)
+            .join(Team, Team.id == Update.team_id)
+            .where(
+                Update.team_id == team_id,
+                Update.id <= self.ceiling,  # type: ignore[operator]
+                Thread.deleted_at.is_(None),  # type: ignore[union-attr]
+                Update.created_at >= since,  # type: ignore[operator]
+                or_(
+                    Update.body.ilike("%block%"),  # type: ignore[attr-defined]
+                    Thread.checkin_date.is_not(None) & Team.blocker_question.is_not(None),  # type: ignore[union-attr]
                 ),
-            ),
+            )
+            .order_by(Update.created_at, Update.id)
         )
-        .order_by(Update.created_at, Update.id)
-    )
-    candidates = [u for u in cache.get(session, session.exec(query).all()) if u.blocker]
-    if not candidates:
-        return []
-    later = cache.get(
-        session,
-        session.exec(
-            select(Update.id).where(
+        candidates = [u for u in self.updates.get(session, session.exec(query)) if u.blocker]
+        later = []
+        if candidates:
+            query = select(Update.id).where(
                 Update.thread_id.in_({u.thread_id for u in candidates}),  # type: ignore[attr-defined]
-                Update.created_at >= now - BLOCKER_WINDOW,
+                Update.id <= self.ceiling,  # type: ignore[operator]
+                Update.created_at >= since,  # type: ignore[operator]
             )
-        ).all(),
-    )
-    return [
-        blocker
-        for blocker in candidates
-        if not any(
-            u.thread_id == blocker.thread_id
-            and (u.created_at, u.id) > (blocker.created_at, blocker.id)
-            and u.resolves
-            for u in later
+            later = self.updates.get(session, session.exec(query))
+        self._blockers[team_id] = [
+            blocker
+            for blocker in candidates
+            if not any(
+                u.thread_id == blocker.thread_id
+                and (u.created_at, u.id) > (blocker.created_at, blocker.id)
+                and u.resolves
+                for u in later
+            )
+        ]
+        return self._blockers[team_id]
+
+    def _enqueue(
+        self,
+        session: Session,
+        person: Person,
+        new: list[CachedUpdate],
+        teams: list[int],
+        written_in: dict[int, datetime],
+        cursors: dict[int, tuple[int, int]],
+    ) -> None:
+        handles = handles_for(person.name, person.email)
+        for_you = {}
+        for u in new:
+            first_post = written_in.get(u.thread_id)
+            if first_post is not None and u.created_at > first_post:
+                for_you[u.id] = "replied in your thread"
+            elif u.mentionable.names(handles, person.email):
+                for_you[u.id] = "mentions you"
+        blockers = [b.id for team in teams for b in self.open_blockers(session, team)]
+        plan = DigestPlan([u.id for u in new], blockers, for_you, cursors)
+        ids = plan.updates
+        key = f"digest:{person.id}:{min(ids)}-{max(ids)}:{len(ids)}"
+        domain = self.settings.mail_domain
+        message_id = f"<{hashlib.sha256(key.encode()).hexdigest()[:24]}.digest@{domain}>"
+        titles = list(dict.fromkeys(u.thread_title for u in new))
+        subject = render_subject(
+            self.settings.templates_dir, "digest", {"count": len(new), "titles": titles}
         )
-    ]
-
-
-def _entries(
-    updates: Iterable[CachedUpdate],
-    person: Person,
-    settings: Settings,
-    cache: RunCache,
-    keys: ReplyKeys,
-    addresses: dict[int, str],
-    written_in: Mapping[int, datetime] | None = None,
-) -> list[DigestEntry]:
-    """Digest entries for `updates`. Each update's Markdown is rendered once per run however
-    many people get it (`cache` is shared across the run), and each thread's reply address
-    is signed once per person (`addresses`, by thread id)."""
-    handles = handles_for(person.name, person.email)
-    entries = []
-    for update in updates:
-        body, cut, html = cache.rendered(update)
-        first_post = (written_in or {}).get(update.thread_id)
-        if first_post is not None and update.created_at > first_post:
-            for_you = "replied in your thread"
-        elif update.mentionable.names(handles, person.email):
-            for_you = "mentions you"
-        else:
-            for_you = ""
-        if update.thread_id not in addresses:
-            addresses[update.thread_id] = reply_address_for(
-                person.id,  # type: ignore[arg-type]
-                update.thread_id,
-                update.team_slug,
-                settings.mail_domain,
-                keys,
-            )
-        entries.append(
-            DigestEntry(
-                update_id=update.id,
-                thread_id=update.thread_id,
-                thread_title=update.thread_title,
-                team_slug=update.team_slug,
-                team_name=update.team_name,
-                author_name=update.author_name,
-                created_at=update.created_at,
-                body=body,
-                body_html=html,
-                reply_address=addresses[update.thread_id],
-                # The permalink, not /threads/N#uM: it survives a detour through sign-in.
-                archive_url=f"{settings.base_url}/updates/{update.id}",
-                thread_url=f"{settings.base_url}/threads/{update.thread_id}",
-                cut=cut,
-                for_you=for_you,
-            )
+        store.enqueue_digest(
+            session,
+            person=person,
+            idempotency_key=key,
+            subject=subject,
+            message_id=message_id,
+            plan=plan,
+            created_at=self.now,
         )
-    return entries
+        if len({u.thread_id for u in new}) == 1:
+            # One thread: the digest's Reply-To posts there, and so does a reply keeping
+            # only In-Reply-To.
+            thread = store.get_thread(session, new[0].thread_id)
+            store.remember_sent(session, message_id, thread, person)
 
 
-def plan_digest(
-    session: Session,
-    person: Person,
-    settings: Settings,
-    now: datetime,
-    cache: RunCache | None = None,
-) -> OutboundMessage | None:
-    """Record `person`'s digest in the outbox (not sent yet); None when nothing is new.
-
-    `cache` is the run's, shared by every digest it plans."""
-    # The slot counts as handled even when nothing is new, so the schedule moves on to
-    # the next one instead of finding this person due on every pass.
-    person.last_digest_at = now
-    session.add(person)
-    ids = new_updates_for(session, person)
-    if not ids:
-        return None
-    cache = RunCache() if cache is None else cache
-    keys = store.load_reply_keys(session, settings.ensure_secret_key())
-    addresses: dict[int, str] = {}
-    entries = _entries(
-        cache.get(session, ids),
-        person,
-        settings,
-        cache,
-        keys,
-        addresses,
-        threads_written_in(session, person),
-    )
-    blockers = _entries(
-        open_blockers(session, person, now, cache), person, settings, cache, keys, addresses
-    )
-    digest = compose(entries, blockers)
-    threads = {e.thread_id for e in entries}
-    key = f"digest:{person.id}:{min(ids)}-{max(ids)}:{len(ids)}"
-    message_id = f"<{hashlib.sha256(key.encode()).hexdigest()[:24]}.digest@{settings.mail_domain}>"
-    unsubscribe_url = unsubscribe_url_for(person, settings, now)
-    # Replying to the digest as a whole is only unambiguous when it covers one thread.
-    reply_to = entries[0].reply_address if len(threads) == 1 else None
-    msg = render_email(
-        settings.templates_dir,
-        "digest",
-        {
-            "person": person,
-            "digest": digest,
-            "count": digest.count,
-            "titles": list(dict.fromkeys(e.thread_title for e in entries)),
-            "local_time": lambda t: cache.local_time(t, person.timezone),
-            "base_url": settings.base_url,
-            "single_thread": reply_to is not None,
-            "unsubscribe_url": unsubscribe_url,
-        },
-        sender=Address("Tidings", "digest", settings.mail_domain),
-        to=Address(person.name, addr_spec=person.email),
-        message_id=message_id,
-        now=now,
-        reply_to=reply_to,
-        headers={
-            "List-Id": list_id(digest, settings.mail_domain),
-            # RFC 2369: clients that cannot POST (RFC 8058) send mail to the address instead.
-            "List-Unsubscribe": f"<{unsubscribe_mailto(person, settings, now)}>,"
-            f" <{unsubscribe_url}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
-        },
-    )
-    outbound = store.enqueue_mail(
-        session, kind="digest", idempotency_key=key, person=person, message=msg
-    )
-    if reply_to is not None:  # one thread: a reply keeping only In-Reply-To belongs there
-        thread = store.get_thread(session, entries[0].thread_id)
-        store.remember_sent(session, message_id, thread, person)
-    # One executemany, not an ORM object per item: a digest can have a hundred. The outbox
-    # row is flushed already (enqueue_mail), so its id is there to point at.
-    session.connection().execute(
-        insert(DigestItem.__table__),  # type: ignore[arg-type]
-        [{"outbound_id": outbound.id, "person_id": person.id, "update_id": i} for i in ids],
-    )
-    return outbound
-
-
-def unsubscribe_url_for(person: Person, settings: Settings, now: datetime) -> str:
-    """A one-click link that turns this person's digest off; it must outlive old digests."""
-    token = sign_link(
-        UNSUBSCRIBE_PURPOSE,
-        person.id,
-        now + UNSUBSCRIBE_LINK_LIFETIME,  # type: ignore[arg-type]
-        settings.ensure_secret_key(),
-    )
-    return f"{settings.base_url}/unsubscribe?t={token}"
-
-
-def list_id(digest: Digest, domain: str) -> str:
-    """RFC 2919: a digest from one team is that team's list, so a mail filter can sort it;
-    one that spans teams is the member's own digest list."""
-    teams = {e.team_slug: e.team_name for e in digest.for_you}
-    teams.update((t.slug, t.name) for t in digest.teams)
-    if len(teams) == 1:
-        [(slug, name)] = teams.items()
-        return f"{name} <{slug}.{domain}>"
-    return f"Tidings digest <digest.{domain}>"
-
-
-def unsubscribe_mailto(person: Person, settings: Settings, now: datetime) -> str:
-    token = sign_address_link(
-        UNSUBSCRIBE_PURPOSE,
-        person.id,  # type: ignore[arg-type]
-        now + UNSUBSCRIBE_LINK_LIFETIME,
-        settings.ensure_secret_key(),
-    )
-    local = f"{store.UNSUBSCRIBE_LOCAL_PART}+{token}"
-    return f"mailto:{local}@{settings.mail_domain}?subject=unsubscribe"
+def plan_digest(session: Session, person: Person, settings: Settings, now: datetime) -> bool:
+    """Plan `person`'s digest now, in `session`'s transaction; whether there was anything
+    new for it. For one-off use (a script, a test); `run_digests` plans everyone due."""
+    ceiling = store.committed_update_ceiling(session)
+    return Planner(settings, now, ceiling).plan(session, [person.id])[person.id]  # type: ignore[list-item,index]
 
 
 def run_digests(
@@ -419,33 +257,44 @@ def run_digests(
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> DigestRun:
-    """Plan a digest for everyone who is due (everyone, with `force`), one person per
-    transaction, so one person's failure or a concurrent worker never blocks the rest.
+    """Plan a digest for everyone who is due (everyone, with `force`), `PLAN_BATCH` people
+    per transaction. A batch that fails (another worker holding the same people, a
+    deadlock, one person's bad data) is planned again one person per transaction, so one
+    failure never blocks the rest.
 
-    `progress(done, total)` is called after each person.
+    `progress(done, total)` is called after each batch.
     """
     with session_scope(engine) as session:
         people = list(session.exec(select(Person).where(Person.digest_cadence != "off")))
-    run = DigestRun()
-    cache = RunCache()
-    for done, person in enumerate(people, 1):
-        if progress is not None:
-            progress(done, len(people))
-        if not force and not digest_due(
-            schedule_of(person), person.last_digest_at, person.created_at, now
-        ):
-            run.skipped += 1
-            continue
+    due = [
+        p.id
+        for p in people
+        if force or digest_due(schedule_of(p), p.last_digest_at, p.created_at, now)
+    ]
+    run = DigestRun(skipped=len(people) - len(due))
+    with session_scope(engine) as session:
+        ceiling = store.committed_update_ceiling(session)
+    planner = Planner(settings, now, ceiling)
+    for at in range(0, len(due), PLAN_BATCH):
+        batch: list[int] = due[at : at + PLAN_BATCH]  # type: ignore[assignment]
         try:
             with session_scope(engine) as session:
-                fresh = session.get(Person, person.id)
-                planned = plan_digest(session, fresh, settings, now, cache) if fresh else None
-        except IntegrityError:
-            log.info("digest for person %s was planned by another worker", person.id)
-            run.skipped += 1
-            continue
-        if planned is None:
-            run.nothing_new += 1
-        else:
-            run.planned += 1
+                outcomes = planner.plan(session, batch)
+        except Exception:
+            log.info("planning %s people together failed; planning them one by one", len(batch))
+            outcomes = {}
+            for person_id in batch:
+                try:
+                    with session_scope(engine) as session:
+                        outcomes.update(planner.plan(session, [person_id]))
+                except IntegrityError:
+                    log.info("digest for person %s was planned by another worker", person_id)
+                    run.skipped += 1
+                except Exception:
+                    log.exception("could not plan the digest of person %s", person_id)
+                    run.skipped += 1
+        run.planned += sum(outcomes.values())
+        run.nothing_new += sum(not got for got in outcomes.values())
+        if progress is not None:
+            progress(min(at + PLAN_BATCH, len(due)), len(due))
     return run

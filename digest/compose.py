@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -24,6 +24,11 @@ MAX_ITEM_CHARS = 1_500
 MAX_ITEM_LINES = 30
 # A thread with more new items than this (after an absence, say) shows only its newest.
 MAX_THREAD_ITEMS = 5
+# A digest shows at most this many items in full; further threads show a count and a
+# link. Gmail cuts messages over 102 KB of HTML off behind a "[Message clipped]" link (and
+# the unsubscribe footer with them); this many items, each cut at MAX_ITEM_CHARS, stay
+# under that.
+MAX_ITEMS_SHOWN = 30
 
 _BLOCKER_LINE = re.compile(r"^\s*(?:[-*+>]\s*)*(?:\*\*|__)?\s*block(?:er|ed)\b\s*:", re.I | re.M)
 _RESOLVED = re.compile(r"\b(?:resolved|unblocked|no longer blocked)\b", re.I)
@@ -60,6 +65,7 @@ class ThreadSection:
     team_name: str
     archive_url: str
     entries: list[DigestEntry]
+    first: DigestEntry  # its first new item, shown or not: where it belongs
     earlier: int = 0  # new items left out of this digest to keep it short (see the archive)
 
 
@@ -76,13 +82,6 @@ class Digest:
     for_you: list[DigestEntry]
     teams: list[TeamSection]
     count: int  # new items covered, whether shown in full or summarised
-    links: list[str] = field(default_factory=list)  # numbered references for the text part
-
-    def ref(self, target: str) -> int:
-        """The number of `target` in the text part's reference list, added on first use."""
-        if target not in self.links:
-            self.links.append(target)
-        return self.links.index(target) + 1
 
 
 def local_time(instant: datetime, timezone: str) -> str:
@@ -162,6 +161,7 @@ def group_by_thread(entries: Sequence[DigestEntry]) -> list[ThreadSection]:
                 items[0].team_name,
                 items[0].thread_url,
                 shown,
+                items[0],
                 earlier=len(items) - len(shown),
             )
         )
@@ -171,7 +171,9 @@ def group_by_thread(entries: Sequence[DigestEntry]) -> list[ThreadSection]:
 def compose(entries: Sequence[DigestEntry], open_blockers: Sequence[DigestEntry] = ()) -> Digest:
     """The digest's layout: "for you" first, then per team (in the order given) its open
     blockers and its threads. An entry in "for you" is not repeated in its team section;
-    a blocker that is new in this digest is shown once, among the blockers."""
+    a blocker that is new in this digest is shown once, among the blockers. Once
+    `MAX_ITEMS_SHOWN` items are shown, further threads only say how many new items they
+    have (the "for you" items and blockers are always shown)."""
     for_you = [e for e in entries if e.for_you]
     pinned = {e.update_id for e in open_blockers}
     rest = [e for e in entries if not e.for_you and e.update_id not in pinned]
@@ -186,7 +188,13 @@ def compose(entries: Sequence[DigestEntry], open_blockers: Sequence[DigestEntry]
         team_of(entry)
     for blocker in open_blockers:
         team_of(blocker).blockers.append(blocker)
+    room = MAX_ITEMS_SHOWN - len(for_you) - len(open_blockers)
     for section in group_by_thread(rest):
-        team_of(section.entries[0]).threads.append(section)
+        if len(section.entries) > room:
+            keep = section.entries[len(section.entries) - max(room, 0) :]
+            hidden = section.earlier + len(section.entries) - len(keep)
+            section = replace(section, entries=keep, earlier=hidden)
+        room -= len(section.entries)
+        team_of(section.entries[0] if section.entries else section.first).threads.append(section)
     shown = [t for t in teams.values() if t.blockers or t.threads]
     return Digest(for_you, shown, len(entries))

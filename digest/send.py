@@ -16,6 +16,8 @@ nothing about the recipient: that row is retried later and the pass stops there.
 
 One delivery pass (`deliver_pending`) sends everything it claims over one SMTP session,
 opened when the first message needs it and opened again whenever the relay drops it.
+A planned digest is rendered from its plan as it is claimed (digest/layout.py), with one
+`DigestLayout` for the pass, so what digests share is rendered once per pass.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ from urllib.parse import urlsplit
 
 import aiosmtplib
 from sqlalchemy import ColumnElement, Engine, case, delete, literal, or_, update
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from app.db import session_scope
+from app.digest_plan import DigestPlan
 from app.errors import TidingsError
-from app.models import DigestItem, MessageRef, OutboundMessage, UTCDateTime, utcnow
+from app.models import Membership, MessageRef, OutboundMessage, UTCDateTime, utcnow
+from digest.layout import DigestLayout
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +51,8 @@ LEASE = timedelta(minutes=10)
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=1)
 # 1+2+4+8+16+32 minutes, then hourly: about six hours of retrying, so a relay outage of
-# an afternoon delays digests instead of losing them (a failed digest's updates are never
-# offered to that member again).
+# an afternoon delays digests instead of failing them (a failed digest's updates wait for
+# that member's next digest).
 MAX_ATTEMPTS = 12
 CLAIM_TRIES = 20  # rows lost to other workers before giving this round up
 SMTP_TIMEOUT = 30.0  # seconds for connecting and for each SMTP command
@@ -278,7 +282,7 @@ def _finish(engine: Engine, row: OutboundMessage, error: str | None, permanent: 
         gave_up = permanent or row.attempts >= MAX_ATTEMPTS
         values = {"status": "failed" if gave_up else "pending", "last_error": error[:500]}
         if gave_up:
-            # Frees the key: the same content may be planned again (see DigestItem below).
+            # Frees the key: the same content may be planned again (see the cursors below).
             values["idempotency_key"] = f"{row.idempotency_key[:180]}:failed:{row.id}"
         # Only while the claim is still ours: after a reclaim, the newer attempt decides.
         mine = (
@@ -296,11 +300,25 @@ def _finish(engine: Engine, row: OutboundMessage, error: str | None, permanent: 
         if values["status"] == "failed" and changed.rowcount == 1:  # type: ignore[attr-defined]
             # The member never got this message: the next digest offers its updates again,
             # and may carry the same Message-ID (a reply can only quote one that arrived).
-            session.execute(delete(DigestItem).where(DigestItem.outbound_id == row.id))
+            if row.plan is not None:
+                _offer_again(session, DigestPlan.from_json(row.plan))
             session.execute(delete(MessageRef).where(MessageRef.message_id == row.message_id))
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         log.warning("outbox row %s was reclaimed by another worker; leaving it to them", row.id)
     return str(values["status"])
+
+
+def _offer_again(session: Session, plan: DigestPlan) -> None:
+    """Move the cursors a failed digest moved back, so the next digest covers its updates;
+    but not past a later digest planned meanwhile, which covered them (and may have
+    arrived)."""
+    for membership_id, (before, after) in plan.cursors.items():
+        session.execute(
+            update(Membership)
+            .where(Membership.id == membership_id, Membership.digest_cursor == after)  # type: ignore[arg-type]
+            .values(digest_cursor=before)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def envelope_sender(raw: bytes) -> str:
@@ -349,13 +367,25 @@ async def _attempt(
     return None, False
 
 
+def _render(engine: Engine, row: OutboundMessage, layout: DigestLayout | None) -> None:
+    """Give a planned digest its message (in memory: the plan stays the record)."""
+    if row.raw or row.plan is None:
+        return
+    if layout is None:
+        raise ValueError("a planned digest needs a DigestLayout to be rendered")
+    with session_scope(engine) as session:
+        row.raw = layout.render(session, row)
+
+
 async def deliver_pending(
     engine: Engine,
     transport: Transport,
     limit: int = 1000,
     return_path: ReturnPath | None = None,
+    layout: DigestLayout | None = None,
 ) -> DeliveryReport:
     """Send due outbox rows until none are left (or `limit`), over one connection.
+    Planned digests are rendered with `layout`.
 
     A recipient's failure stops nothing. A relay that is unreachable or refuses our
     sender ends the pass after the one row that found out (it waits for its retry like
@@ -370,9 +400,15 @@ async def deliver_pending(
                 break
             relay_down = False
             try:
-                error, permanent = await _attempt(connection, row, return_path)
-            except RelayUnavailable as exc:
-                error, permanent, relay_down = str(exc), False, True
+                await asyncio.to_thread(_render, engine, row, layout)
+            except Exception as exc:  # the plan cannot become a message: it never will
+                log.exception("cannot render outbox row %s", row.id)
+                error, permanent = _describe(exc), True
+            else:
+                try:
+                    error, permanent = await _attempt(connection, row, return_path)
+                except RelayUnavailable as exc:
+                    error, permanent, relay_down = str(exc), False, True
             status = await asyncio.to_thread(_finish, engine, row, error, permanent)
             if error is None:
                 report.sent += 1

@@ -515,6 +515,7 @@ def thread_delete(
 
 
 def _deliver(cfg: Settings, engine: Engine) -> None:
+    from digest.layout import DigestLayout
     from digest.outbound import outbound_transport, verp_return_path
     from digest.send import deliver_pending
 
@@ -523,7 +524,11 @@ def _deliver(cfg: Settings, engine: Engine) -> None:
     except TidingsError as exc:
         fail(exc)
     say(f"Sending through {transport.description} ...")
-    report = asyncio.run(deliver_pending(engine, transport, return_path=verp_return_path(cfg)))
+    report = asyncio.run(
+        deliver_pending(
+            engine, transport, return_path=verp_return_path(cfg), layout=DigestLayout(cfg)
+        )
+    )
     say(f"Sent {report.sent}, failed {report.failed}.")
     if report.failed:
         fail(

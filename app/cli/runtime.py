@@ -22,6 +22,7 @@ from app.models import utcnow
 from app.settings import Settings
 from digest.build import run_digests
 from digest.checkin import run_checkins
+from digest.layout import DigestLayout
 from digest.outbound import outbound_transport, verp_return_path
 from digest.send import Transport, deliver_pending
 from smtp.authcheck import dns_txt_lookup
@@ -65,7 +66,12 @@ class Worker:
         await asyncio.to_thread(process_pending, self.engine, self.settings)
         await asyncio.to_thread(run_checkins, self.engine, self.settings, utcnow())
         await asyncio.to_thread(run_digests, self.engine, self.settings, utcnow())
-        await deliver_pending(self.engine, self.transport, return_path=self.return_path)
+        await deliver_pending(
+            self.engine,
+            self.transport,
+            return_path=self.return_path,
+            layout=DigestLayout(self.settings),
+        )
 
     async def run(self) -> None:
         while True:

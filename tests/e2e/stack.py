@@ -144,11 +144,15 @@ class Stack:
 
     def outbox(self) -> list[EmailMessage]:
         """Everything the stack sent to its Maildir, in the order it was delivered."""
-        box = mailbox.Maildir(self.data_dir / "outbox", create=True)
         return [
-            email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)  # type: ignore[misc]
-            for key in sorted(box.keys(), key=delivery_order)
+            email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[misc]
+            for raw in self.outbox_bytes()
         ]
+
+    def outbox_bytes(self) -> list[bytes]:
+        """The same, as the bytes that were delivered (what a DKIM verifier checks)."""
+        box = mailbox.Maildir(self.data_dir / "outbox", create=True)
+        return [box.get_bytes(key) for key in sorted(box.keys(), key=delivery_order)]
 
 
 def delivery_order(key: str) -> tuple[int, ...]:

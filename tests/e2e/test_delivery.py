@@ -34,6 +34,7 @@ from app.db import make_engine, session_scope, upgrade
 from app.models import Membership, OutboundMessage, Thread, utcnow
 from app.settings import Settings
 from digest.build import run_digests
+from digest.layout import DigestLayout
 from digest.send import (
     LEASE,
     MAX_ATTEMPTS,
@@ -272,11 +273,12 @@ async def test_updates_in_a_refused_digest_are_offered_again(
         reader_id = reader.id
     relay = Relay(rcpt_replies={"gone@example.com": "550 5.2.1 Mailbox disabled"})
     with running(relay) as port:
+        layout = DigestLayout(settings)
         run_digests(engine, settings, utcnow(), force=True)
-        await deliver_pending(engine, SmtpTransport("127.0.0.1", port))
+        await deliver_pending(engine, SmtpTransport("127.0.0.1", port), layout=layout)
         relay.rcpt_replies.clear()  # the mailbox works again
         run_digests(engine, settings, utcnow(), force=True)
-        await deliver_pending(engine, SmtpTransport("127.0.0.1", port))
+        await deliver_pending(engine, SmtpTransport("127.0.0.1", port), layout=layout)
     [delivered] = [e for e in relay.received if e.rcpt_tos == ["gone@example.com"]]
     assert "Do not lose me." in text_of(delivered)
     with session_scope(engine) as session:

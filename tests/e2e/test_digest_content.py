@@ -24,6 +24,8 @@ from app.models import OutboundMessage, Thread
 from app.settings import Settings
 from app.tokens import parse_recipient, verify_reply_token
 from digest.build import run_digests
+from digest.compose import MAX_ITEMS_SHOWN
+from digest.layout import DigestLayout
 
 DOMAIN = "tidings.test"
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -75,7 +77,8 @@ def post(
         return thread.id, update.id  # type: ignore[return-value]
 
 
-def latest_digest(engine: Engine, person: str) -> EmailMessage:
+def latest_digest(engine: Engine, settings: Settings, person: str) -> EmailMessage:
+    """The person's newest planned digest, rendered as the sender would render it."""
     with session_scope(engine) as session:
         row = session.exec(
             select(OutboundMessage)
@@ -86,7 +89,8 @@ def latest_digest(engine: Engine, person: str) -> EmailMessage:
             .order_by(OutboundMessage.id.desc())  # type: ignore[union-attr]
         ).first()
         assert row is not None, f"no digest for {person}"
-        return email.message_from_bytes(row.raw, policy=email.policy.default)  # type: ignore[return-value]
+        raw = DigestLayout(settings).render(session, row)
+        return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
 
 
 def parts(msg: EmailMessage) -> tuple[str, str]:
@@ -102,7 +106,7 @@ def test_what_needs_the_reader_comes_first(world: Engine, settings: Settings) ->
     post(world, "eng", "carol", "Unrelated news.", "News", START + timedelta(1))
     run_digests(world, settings, START + timedelta(days=1, hours=2), force=True)
 
-    digest = latest_digest(world, "alice")
+    digest = latest_digest(world, settings, "alice")
     assert digest.get_content_type() == "multipart/alternative"
     assert digest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert digest["List-Id"] == f"Tidings digest <digest.{DOMAIN}>"  # two teams
@@ -140,14 +144,14 @@ def test_open_blocker_stays_on_top_until_resolved(world: Engine, settings: Setti
     day3 = START + timedelta(days=2)
     post(world, "ops", "carol", "New rota is live.", "Rota", day3)
     run_digests(world, settings, day3 + timedelta(hours=2), force=True)
-    text, _ = parts(latest_digest(world, "bob"))
+    text, _ = parts(latest_digest(world, settings, "bob"))
     assert "Blocker: the VPN certificate expired." in text  # sent yesterday, still open
     assert "New rota is live." in text
 
     day4 = START + timedelta(days=3)
     post(world, "ops", "alice", "Resolved: new certificate installed.", "VPN", day4)
     run_digests(world, settings, day4 + timedelta(hours=2), force=True)
-    text, _ = parts(latest_digest(world, "bob"))
+    text, _ = parts(latest_digest(world, settings, "bob"))
     assert "Resolved: new certificate installed." in text
     assert "[Blocker]" not in text
 
@@ -156,11 +160,11 @@ def test_a_week_old_blocker_drops_off(world: Engine, settings: Settings) -> None
     posted = START + timedelta(days=20)
     post(world, "eng", "carol", "Blocked: waiting for the vendor.", "Vendor", posted)
     run_digests(world, settings, posted + timedelta(hours=1), force=True)
-    assert "[Blocker] Vendor" in parts(latest_digest(world, "bob"))[0]
+    assert "[Blocker] Vendor" in parts(latest_digest(world, settings, "bob"))[0]
     later = posted + timedelta(days=8)
     post(world, "eng", "carol", "Something else.", "Other", later)
     run_digests(world, settings, later + timedelta(hours=1), force=True)
-    text, _ = parts(latest_digest(world, "bob"))
+    text, _ = parts(latest_digest(world, settings, "bob"))
     assert "Something else." in text and "waiting for the vendor" not in text
 
 
@@ -168,7 +172,7 @@ def test_long_item_is_cut_with_a_link_to_the_rest(world: Engine, settings: Setti
     long = "\n\n".join(f"Section {i}: " + "detail " * 60 for i in range(12))
     _, update_id = post(world, "eng", "carol", long, "Long read", START + timedelta(days=30))
     run_digests(world, settings, START + timedelta(days=30, hours=1), force=True)
-    text, html = parts(latest_digest(world, "bob"))
+    text, html = parts(latest_digest(world, settings, "bob"))
     assert "Section 0:" in text and "Section 11:" not in text
     assert "Read the rest" in text and "Read the rest" in html
     assert f"/updates/{update_id}" in html  # the permalink, which survives signing in
@@ -177,9 +181,9 @@ def test_long_item_is_cut_with_a_link_to_the_rest(world: Engine, settings: Setti
 def test_nothing_new_sends_nothing(world: Engine, settings: Settings) -> None:
     now = START + timedelta(days=40)
     run_digests(world, settings, now, force=True)
-    before = latest_digest(world, "bob")["Message-ID"]
+    before = latest_digest(world, settings, "bob")["Message-ID"]
     run = run_digests(world, settings, now + timedelta(hours=1), force=True)
-    assert run.planned == 0 and latest_digest(world, "bob")["Message-ID"] == before
+    assert run.planned == 0 and latest_digest(world, settings, "bob")["Message-ID"] == before
 
 
 def test_an_answer_to_the_blocker_question_is_shown_as_a_blocker(
@@ -202,8 +206,32 @@ def test_an_answer_to_the_blocker_question_is_shown_as_a_blocker(
     )
     post(world, "ops", "alice", "1. Docs\n2. More docs\n3. None", title, when)
     run_digests(world, settings, when + timedelta(hours=1), force=True)
-    text, _ = parts(latest_digest(world, "bob"))
+    text, _ = parts(latest_digest(world, settings, "bob"))
     assert text.count(f"[Blocker] {title}") == 1
     blocker_at = text.index(f"[Blocker] {title}")
     assert text.index("Waiting on the vendor's API keys.") > blocker_at
     assert "3. None" in text  # Alice's answer is there, as an ordinary item
+
+
+def test_a_busy_day_fits_before_gmail_clips_and_every_thread_is_linked(
+    world: Engine, settings: Settings
+) -> None:
+    """Gmail hides everything after 102 KB of HTML (the unsubscribe link with it): a digest
+    of 90 long updates in 18 threads shows what fits in full, and each other thread as a
+    count with its link, in both parts."""
+    when = START + timedelta(days=60)
+    threads = {}
+    for n in range(90):
+        body = f"Item {n}. " + "A long paragraph about the rollout and what comes next. " * 25
+        threads[f"Topic {n % 18}"], _ = post(world, "eng", "carol", body, f"Topic {n % 18}", when)
+    run_digests(world, settings, when + timedelta(hours=1), force=True)
+    digest = latest_digest(world, settings, "bob")
+    text, html = parts(digest)
+    assert len(html.encode()) < 102 * 1024
+    assert html.count('class="card') == MAX_ITEMS_SHOWN
+    for title, thread_id in threads.items():
+        assert f"/threads/{thread_id}" in html and f"== {title} ==" in text
+    counts = [int(n) for n in re.findall(r"(\d+) new updates?:", text)]
+    counts += [int(n) for n in re.findall(r"(\d+) earlier updates?", text)]
+    assert sum(counts) + MAX_ITEMS_SHOWN == 90
+    assert digest["Subject"] == "90 new updates in 18 threads"

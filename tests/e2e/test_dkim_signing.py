@@ -44,9 +44,10 @@ def test_digests_carry_a_signature_receivers_can_verify(tmp_path: Path) -> None:
         wait_for(lambda: journal_settled(stack.env["TIDINGS_DATABASE_URL"]), what="the post")
         stack.cli("digest", "run", "--now")
         [digest] = digests_for(stack, BOB)
+        [raw] = [m for m in stack.outbox_bytes() if f"<{BOB}>".encode() in m.split(b"\n\n")[0]]
     finally:
         stack.stop()
-    raw = digest.as_bytes()
+    assert digest["Subject"] == "1 new update: Signed digest"
     assert raw.startswith(b"DKIM-Signature:")
     with serve_dns({f"tidings._domainkey.{DOMAIN}": record}) as dns:
         lookup = dns_txt_lookup(dns.address)

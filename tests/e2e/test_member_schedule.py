@@ -20,7 +20,8 @@ from sqlmodel import select
 
 from app import store
 from app.db import make_engine, session_scope, upgrade
-from app.models import DigestItem, OutboundMessage, Thread, Update
+from app.digest_plan import DigestPlan
+from app.models import OutboundMessage, Thread, Update
 from app.settings import Settings
 from digest.build import run_digests
 from digest.checkin import run_checkins
@@ -99,8 +100,8 @@ def digests_to(engine: Engine, address: str) -> list[list[str]]:
         ).all()
         found = []
         for row in rows:
-            items = session.exec(select(DigestItem).where(DigestItem.outbound_id == row.id)).all()
-            updates = [session.get(Update, i.update_id) for i in items]
+            plan = DigestPlan.from_json(row.plan)  # type: ignore[arg-type]
+            updates = [session.get(Update, i) for i in plan.updates]
             found.append(sorted(u.body for u in updates if u is not None))
         return found
 

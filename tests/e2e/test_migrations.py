@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import time
+from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
-from sqlmodel import SQLModel, select
+from sqlmodel import SQLModel
 
 from app import store
 from app.db import alembic_config, make_engine, schema_is_current, session_scope, upgrade
-from app.models import Person, Thread, Update
+from app.models import Thread, Update
 from app.search import include_object, search_updates
+from tests.conftest import fresh_postgres_database
 
 
 def test_upgrade_matches_the_models_and_is_repeatable(database_url: str) -> None:
@@ -29,21 +33,39 @@ def test_upgrade_matches_the_models_and_is_repeatable(database_url: str) -> None
         engine.dispose()
 
 
-def test_upgrade_keeps_existing_data_and_search(database_url: str) -> None:
-    """A database from the first release, with a member, a thread and an update that
-    references its journal entry, upgrades to the newest schema with nothing lost. (On
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of its own, never upgraded: `database_url` is shared by the module and
+    already at the newest schema when this test runs after the first one."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'first-release.db'}"
+        return
+    with fresh_postgres_database() as url:
+        yield url
+
+
+def test_upgrade_keeps_existing_data_and_search(empty_database_url: str) -> None:
+    """A database from the first release, with members, a thread, an update that
+    references its journal entry and a digest that covered it, upgrades to the newest
+    schema with nothing lost: the digest's reader is not offered the update again, and a
+    reply to that digest still finds its thread. (On
     SQLite, rebuilding a referenced table or "update" would fail or drop the search
     triggers, so migrations must not.) A fresh database numbers its rows from 1."""
-    command.upgrade(alembic_config(database_url), "0001")
-    engine = make_engine(database_url)
+    command.upgrade(alembic_config(empty_database_url), "0001")
+    engine = make_engine(empty_database_url)
     try:
         with engine.begin() as conn:
             for statement in _FIRST_RELEASE_ROWS:
                 conn.execute(text(statement))
-        upgrade(database_url)
+        upgrade(empty_database_url)
         with session_scope(engine) as session:
-            [person] = session.exec(select(Person)).all()
-            assert person.email == "alice@example.com" and person.quiet_start == time(20, 0)
+            person = store.find_person(session, "alice@example.com")
+            assert person is not None and person.quiet_start == time(20, 0)
+            bob = store.find_person(session, "bob@example.com")
+            cursors = {p.email: m.digest_cursor for p, m in store.memberships_of(session, 1)}
+            assert cursors == {"alice@example.com": 0, "bob@example.com": 1}
+            [thread] = store.digest_threads(session, "<d1@x>", bob.id)  # type: ignore[union-attr,arg-type]
+            assert thread.title == "Plans"
             assert store.is_member(session, 1, person.id)  # type: ignore[arg-type]
             assert session.get(Update, 1).inbound_id == 1  # type: ignore[union-attr]
             thread = session.get(Thread, 1)
@@ -75,4 +97,11 @@ _FIRST_RELEASE_ROWS = [
     'INSERT INTO "update" (team_id, thread_id, author_id, inbound_id, body, quoted,'
     " extraction_confident, placed_by, created_at)"
     " VALUES (1, 1, 1, 1, 'Old post', '', true, 'new-thread', '2026-01-01 00:00:00')",
+    "INSERT INTO person (email, name, timezone, digest_cadence, digest_hour, created_at)"
+    " VALUES ('bob@example.com', 'Bob', 'UTC', 'daily', 9, '2026-01-01 00:00:00')",
+    "INSERT INTO membership (team_id, person_id, joined_at) VALUES (1, 2, '2026-01-01 00:00:00')",
+    "INSERT INTO outboundmessage (kind, idempotency_key, person_id, recipient, subject,"
+    " message_id, raw, status, attempts, created_at) VALUES ('digest', 'digest:2:1-1:1', 2,"
+    " 'bob@example.com', '1 new update', '<d1@x>', 'raw', 'sent', 1, '2026-01-02 09:00:00')",
+    "INSERT INTO digestitem (outbound_id, person_id, update_id) VALUES (1, 2, 1)",
 ]

@@ -19,6 +19,7 @@ from app.db import make_engine, session_scope, upgrade
 from app.models import OutboundMessage, Person, Update
 from app.settings import Settings
 from digest.build import run_digests
+from digest.layout import DigestLayout
 from digest.checkin import run_checkins
 from digest.send import SmtpTransport, deliver_pending
 from tests.conftest import free_port
@@ -159,7 +160,8 @@ def test_scheduled_digest_is_due_at_the_local_hour_and_sent_once(
     assert planned_for_reader() == 1
     with session_scope(engine) as session:
         [row] = session.exec(select(OutboundMessage).where(OutboundMessage.person_id == reader.id))
-        msg = email.message_from_bytes(row.raw, policy=email.policy.default)
+        raw = DigestLayout(settings).render(session, row)
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
         assert "Deployed." in msg.get_body(("plain",)).get_content()
         assert session.exec(select(Update)).first() is not None
 

@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from digest.compose import (
     MAX_ITEM_CHARS,
+    MAX_ITEMS_SHOWN,
     MAX_THREAD_ITEMS,
     DigestEntry,
     compose,
@@ -124,7 +125,19 @@ def test_a_long_absence_is_summarised_per_thread() -> None:
     assert section.earlier == 12 - MAX_THREAD_ITEMS
 
 
-def test_text_part_links_are_numbered_once_each() -> None:
-    digest = compose([entry(1, 10)])
-    assert digest.ref("http://a") == 1 and digest.ref("http://b") == 2
-    assert digest.ref("http://a") == 1 and digest.links == ["http://a", "http://b"]
+def test_a_long_digest_shows_what_fits_and_counts_the_rest_per_thread() -> None:
+    """After MAX_ITEMS_SHOWN items, threads only say how many new items they have: every
+    thread is still there (with its link), and every item is counted once."""
+    mine = [entry(1000 + n, 1000, for_you="mentions you") for n in range(3)]
+    entries = mine + [entry(thread * 10 + n, thread) for thread in range(20) for n in range(5)]
+    digest = compose(entries)
+    [eng] = digest.teams
+    shown = [e for s in eng.threads for e in s.entries]
+    assert len(digest.for_you) + len(shown) == MAX_ITEMS_SHOWN
+    assert [s.first.thread_id for s in eng.threads] == list(range(20))
+    assert sum(len(s.entries) + s.earlier for s in eng.threads) == 100
+    cut = [s for s in eng.threads if s.earlier]
+    assert cut and all(s.earlier == 5 - len(s.entries) for s in cut)
+    # A thread that is shown keeps its newest items.
+    partial = [s for s in eng.threads if s.entries and s.earlier]
+    assert all(s.entries[-1].update_id % 10 == 4 for s in partial)

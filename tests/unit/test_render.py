@@ -1,10 +1,25 @@
-"""The one renderer: Markdown in, sanitised HTML out."""
+"""The one renderer: Markdown in, sanitised HTML out; messages assembled from pieces."""
 
 from __future__ import annotations
 
-import pytest
+import binascii
+import email
+import email.policy
 
-from app.render import render_markdown
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.render import (
+    QPPiece,
+    address_header,
+    assemble_alternative,
+    header_value,
+    qp_encode,
+    qp_value,
+    render_markdown,
+    slot,
+)
 
 
 def test_markdown_and_line_breaks_survive() -> None:
@@ -58,3 +73,65 @@ def test_images_become_links_labelled_with_their_alt_text() -> None:
 def test_markdown_tables_render_as_tables() -> None:
     html = render_markdown("| question | yes |\n|---|---|\n| Found it | 41 |")
     assert "<table>" in html and "<td>Found it</td>" in html
+
+
+# Messages assembled from pieces ---------------------------------------------------------
+
+_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\ue000\r"))
+
+
+@given(
+    literals=st.lists(_text, min_size=1, max_size=5),
+    values=st.lists(_text.map(lambda v: v.replace("\n", " ")), min_size=4, max_size=4),
+)
+def test_a_filled_piece_decodes_to_the_text_it_stands_for(
+    literals: list[str], values: list[str]
+) -> None:
+    """Whatever the template text and the values: the joined quoted-printable decodes to
+    the literal text with the values in place, and no encoded line is over 76."""
+    names = ["a", "b", "c", "d"][: len(literals) - 1]
+    rendered = literals[0] + "".join(
+        slot(name) + literal for name, literal in zip(names, literals[1:], strict=True)
+    )
+    out: list[bytes] = []
+    QPPiece(rendered).fill(out, {n: qp_value(v) for n, v in zip(names, values, strict=False)})
+    encoded = b"".join(out)
+    expected = literals[0] + "".join(
+        v + literal for v, literal in zip(values, literals[1:], strict=False)
+    )
+    assert binascii.a2b_qp(encoded).decode("utf-8") == expected
+    assert all(len(line) <= 76 for line in encoded.split(b"\n"))
+    assert encoded.isascii()
+
+
+def test_an_assembled_message_reads_back_as_sent() -> None:
+    text, html = "Grüße, José\n" + "x" * 200 + "\n", '<p>Café <a href="x">y</a></p>\n'
+    subject = " ".join(["3 new updates in Café plans and more words"] * 3)
+    unsubscribe = (
+        f"<mailto:unsubscribe+{'a' * 60}@t.test?subject=unsubscribe>,"
+        f"\n <https://t.test/u?t={'b' * 60}>"
+    )
+    raw = assemble_alternative(
+        [
+            ("Subject", header_value(subject, "Subject")),
+            ("From", address_header("Tidings", "digest@t.test")),
+            ("To", address_header("José O'Brien", "jose@example.com")),
+            ("List-Unsubscribe", unsubscribe),
+        ],
+        qp_encode(text),
+        qp_encode(html),
+        "=_tidings_test",
+    )
+    assert raw.isascii() and max(len(line) for line in raw.split(b"\n")) <= 998
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Subject"] == subject
+    assert msg["To"].addresses[0].display_name == "José O'Brien"
+    assert msg.get_body(("plain",)).get_content() == text
+    assert msg.get_body(("html",)).get_content() == html
+    # Mail clients read List-Unsubscribe as it is: encoded words would hide its URLs.
+    assert f"List-Unsubscribe: {unsubscribe}\n".encode() in raw
+
+
+def test_a_boundary_quoted_printable_could_contain_is_refused() -> None:
+    with pytest.raises(ValueError, match="=_"):
+        assemble_alternative([], b"", b"", "boundary")
