@@ -80,13 +80,50 @@ def answered_on(thread: Thread, created_at: datetime, timezone: str) -> date | N
     return local_day if local_day > thread.checkin_date else None
 
 
+# Attachments a page may show as pictures: raster formats browsers decode as images and
+# nothing else. SVG is left out on purpose: it is a document that can carry script.
+INLINE_IMAGE_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),  # and "WEBP" at offset 8, checked below
+}
+
+
+def inline_image_type(content_type: str, data: bytes) -> str | None:
+    """The image type to show an attachment inline as, or None for a download: the type
+    the sender declared must be on the allow-list and the bytes must start the way that
+    format does (a declared type alone is only the sender's word)."""
+    declared = content_type.split(";", 1)[0].strip().lower()
+    signatures = INLINE_IMAGE_SIGNATURES.get(declared)
+    if signatures is None or not data.startswith(signatures):
+        return None
+    if declared == "image/webp" and data[8:12] != b"WEBP":
+        return None
+    return declared
+
+
 def thread_detail(
     session: Session, thread_id: int, team_ids: Sequence[int] | None, base_url: str = ""
 ) -> ThreadDetailOut:
+    return thread_detail_and_images(session, thread_id, team_ids, base_url)[0]
+
+
+def thread_detail_and_images(
+    session: Session, thread_id: int, team_ids: Sequence[int] | None, base_url: str = ""
+) -> tuple[ThreadDetailOut, set[int]]:
+    """The thread as `thread_detail` gives it, and the ids of its attachments that the
+    archive shows inline (`inline_image_type`), decided while their bytes are at hand."""
     thread = store.get_thread(session, thread_id, team_ids)
     team = session.get(Team, thread.team_id)
     rows = store.thread_updates(session, thread_id)
     files = store.attachments_of(session, [u.id for u, _ in rows])  # type: ignore[misc]
+    images = {
+        a.id  # type: ignore[misc]
+        for found in files.values()
+        for a in found
+        if inline_image_type(a.content_type, a.data)
+    }
     updates = [
         UpdateOut(
             id=u.id,  # type: ignore[arg-type]
@@ -116,7 +153,8 @@ def thread_detail(
             for position, depth in tree_order([(u.id, u.parent_id) for u, _ in rows])  # type: ignore[misc]
         )
     ]
-    return ThreadDetailOut(**thread_out(thread, team).model_dump(), updates=updates)  # type: ignore[arg-type]
+    detail = ThreadDetailOut(**thread_out(thread, team).model_dump(), updates=updates)  # type: ignore[arg-type]
+    return detail, images
 
 
 def search_out(session: Session, q: str, team_ids: Sequence[int]) -> list[SearchHitOut]:

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 from app import store
 from app.deps import SessionDep, SettingsDep, ViewerDep
@@ -20,8 +21,10 @@ from app.errors import NotFound
 from app.feed import feed_url
 from app.models import Person, Update
 from app.pages import page
+from app.settings import Settings
 from app.signin import sign_in_url
-from app.views import search_out, thread_detail
+from app.tokens import reply_address_for
+from app.views import inline_image_type, search_out, thread_detail_and_images
 
 router = APIRouter(include_in_schema=False)
 
@@ -87,14 +90,42 @@ def team_page(
 
 @router.get("/threads/{thread_id}", response_class=HTMLResponse)
 def thread_page(
-    request: Request, session: SessionDep, viewer: ViewerDep, thread_id: int
+    request: Request, session: SessionDep, settings: SettingsDep, viewer: ViewerDep, thread_id: int
 ) -> HTMLResponse:
     try:
-        detail = thread_detail(session, thread_id, store.viewable_team_ids(session, viewer))
+        detail, images = thread_detail_and_images(
+            session, thread_id, store.viewable_team_ids(session, viewer)
+        )
     except NotFound:
         raise _not_visible(request, viewer) from None
     team = store.get_team(session, detail.team)
-    return page(request, "thread.html", thread=detail, team=team, viewer=viewer)
+    reply = None
+    if viewer is not None and store.is_member(session, team.id, viewer.id):  # type: ignore[arg-type]
+        reply = reply_mailto(session, settings, viewer, team.slug, detail.id, detail.title)
+    return page(
+        request,
+        "thread.html",
+        thread=detail,
+        team=team,
+        viewer=viewer,
+        images=images,
+        reply_mailto=reply,
+    )
+
+
+def reply_mailto(
+    session: Session,
+    settings: Settings,
+    member: Person,
+    slug: str,
+    thread_id: int,
+    title: str,
+) -> str:
+    """A `mailto:` link to the member's own signed reply address for the thread, with the
+    subject a mail client would give a reply: what a digest's "reply" link is."""
+    keys = store.load_reply_keys(session, settings.ensure_secret_key())
+    address = reply_address_for(member.id, thread_id, slug, settings.mail_domain, keys)  # type: ignore[arg-type]
+    return f"mailto:{address}?subject={quote(f'Re: {title}')}"
 
 
 @router.get("/updates/{update_id}")
@@ -152,23 +183,28 @@ def attachment(
         att = store.get_attachment(session, attachment_id, store.viewable_team_ids(session, viewer))
     except NotFound:
         raise _not_visible(request, viewer) from None
-    # Always a download: a mailed-in HTML or SVG file must never run in our origin.
+    # A download, as bytes no browser may sniff, unless it is a raster image on the
+    # allow-list whose bytes are what its type says: a mailed-in HTML or SVG file must
+    # never run in our origin. Images are shown under the same strict CSP as every page.
+    image = inline_image_type(att.content_type, att.data)
     return Response(
         att.data,
-        media_type="application/octet-stream",
+        media_type=image or "application/octet-stream",
         headers={
-            "Content-Disposition": content_disposition(att.filename),
+            "Content-Disposition": content_disposition(
+                att.filename, "inline" if image else "attachment"
+            ),
             "X-Content-Type-Options": "nosniff",
         },
     )
 
 
-def content_disposition(filename: str) -> str:
-    """`attachment` with the name as typed (RFC 6266 `filename*`, UTF-8) and a plain ASCII
-    fallback for old clients; header values can only carry Latin-1 themselves."""
+def content_disposition(filename: str, disposition: str = "attachment") -> str:
+    """`attachment` (or `inline`) with the name as typed (RFC 6266 `filename*`, UTF-8) and a
+    plain ASCII fallback for old clients; header values can only carry Latin-1 themselves."""
     printable = "".join(c for c in filename if c.isprintable())
     fallback = printable.encode("ascii", "replace").decode().replace('"', "'").replace("\\", "_")
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(printable, safe='')}"
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(printable, safe='')}"
 
 
 @router.get("/style.css")
