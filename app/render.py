@@ -214,7 +214,7 @@ class QPPiece:
     """Template output with `slot()` markers, encoded once: the literal text between the
     slots is quoted-printable already, so filling in one reader's values is a join."""
 
-    __slots__ = ("literals", "names")
+    __slots__ = ("_after", "literals", "names")
 
     def __init__(self, rendered: str) -> None:
         parts = rendered.split(SLOT)
@@ -222,14 +222,14 @@ class QPPiece:
             raise ValueError("unbalanced slot marker in a rendered piece")
         self.literals = [qp_encode(part) for part in parts[0::2]]
         self.names = parts[1::2]
+        self._after = list(zip(self.names, self.literals[1:], strict=True))
 
     def fill(self, out: list[bytes], values: Mapping[str, bytes]) -> None:
         """Append this piece to `out` with `values` (already `qp_value`-encoded)."""
-        literals = self.literals
-        out.append(literals[0])
-        for at, name in enumerate(self.names, 1):
+        out.append(self.literals[0])
+        for name, literal in self._after:
             out.append(values[name])
-            out.append(literals[at])
+            out.append(literal)
 
 
 def header_value(value: str, name: str) -> str:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from difflib import get_close_matches
 from email.message import EmailMessage
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -875,31 +876,19 @@ def enqueue_mail(
     return outbound
 
 
-def enqueue_digest(
-    session: Session,
-    *,
-    person: Person,
-    idempotency_key: str,
-    subject: str,
-    message_id: str,
-    plan: DigestPlan,
-    created_at: datetime,
-) -> OutboundMessage:
-    """Put a planned digest in the outbox: its plan now, its message when it is sent."""
-    outbound = OutboundMessage(
-        kind="digest",
-        idempotency_key=idempotency_key,
-        person_id=person.id,
-        recipient=person.email,
-        subject=subject,
-        message_id=message_id,
-        raw=b"",
-        plan=plan.to_json(),
-        created_at=created_at,
-    )
-    session.add(outbound)
-    session.flush()
-    return outbound
+def enqueue_digests(session: Session, digests: Sequence[dict[str, Any]]) -> None:
+    """Put planned digests in the outbox in one statement: their plans now, their
+    messages when they are sent (so `raw` stays empty). Each gives `person_id`,
+    `recipient`, `idempotency_key`, `subject`, `message_id`, `plan` (JSON) and
+    `created_at`; a repeated idempotency key raises IntegrityError."""
+    if digests:
+        session.connection().execute(
+            insert(OutboundMessage.__table__),  # type: ignore[arg-type]
+            [
+                {**d, "kind": "digest", "raw": b"", "status": "pending", "attempts": 0}
+                for d in digests
+            ],
+        )
 
 
 def digest_threads(session: Session, message_id: str, person_id: int) -> list[Thread]:

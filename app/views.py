@@ -72,12 +72,13 @@ def tree_order(updates: Sequence[tuple[int, int | None]]) -> list[tuple[int, int
     return ordered
 
 
-def answered_on(thread: Thread, created_at: datetime, timezone: str) -> date | None:
-    """The author's local date of a check-in answer given after the check-in's day."""
-    if thread.checkin_date is None:
+def answered_on(checkin_date: date | None, created_at: datetime, timezone: str) -> date | None:
+    """The author's local date of a check-in answer given after the check-in's day
+    (`checkin_date`; None for a thread that is not a check-in)."""
+    if checkin_date is None:
         return None
     local_day = created_at.astimezone(ZoneInfo(timezone)).date()
-    return local_day if local_day > thread.checkin_date else None
+    return local_day if local_day > checkin_date else None
 
 
 # Attachments a page may show as pictures: raster formats browsers decode as images and
@@ -136,7 +137,7 @@ def thread_detail_and_images(
             placed_by=u.placed_by,
             created_at=u.created_at,
             edited_at=u.edited_at,
-            answered_on=answered_on(thread, u.created_at, p.timezone),
+            answered_on=answered_on(thread.checkin_date, u.created_at, p.timezone),
             attachments=[
                 AttachmentOut(
                     id=a.id,  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, update
 from sqlalchemy.exc import IntegrityError
@@ -93,6 +94,7 @@ class Planner:
         written = self._threads_written_in(session, news)
         planned: dict[int, bool] = {}
         moves: list[dict[str, int]] = []
+        digests: list[dict[str, Any]] = []
         for person in people:
             assert person.id is not None
             cursors = {
@@ -105,7 +107,10 @@ class Planner:
             planned[person.id] = bool(new)
             if new:
                 teams = [m.team_id for m, _ in memberships[person.id]]
-                self._enqueue(session, person, new, teams, written[person.id], cursors)
+                digests.append(
+                    self._digest(session, person, new, teams, written[person.id], cursors)
+                )
+        store.enqueue_digests(session, digests)
         if moves:
             session.connection().execute(
                 update(Membership.__table__)  # type: ignore[arg-type]
@@ -121,18 +126,17 @@ class Planner:
         """What others posted in the person's teams since their cursors and since they
         joined, in live threads; team by team (by slug), then in order of posting."""
         new: list[CachedUpdate] = []
+        me = person.id
         for membership, _ in memberships:
             team = self.updates.team_between(
                 session, membership.team_id, membership.digest_cursor, self.ceiling
             )
-            mine = [
+            joined = membership.joined_at
+            new.extend(
                 u
                 for u in team
-                if u.author_id != person.id
-                and u.created_at >= membership.joined_at
-                and not u.thread_deleted
-            ]
-            new.extend(sorted(mine, key=lambda u: (u.created_at, u.id)))
+                if u.author_id != me and u.created_at >= joined and not u.thread_deleted
+            )
         return new
 
     def _threads_written_in(
@@ -200,7 +204,7 @@ class Planner:
         ]
         return self._blockers[team_id]
 
-    def _enqueue(
+    def _digest(
         self,
         session: Session,
         person: Person,
@@ -208,14 +212,16 @@ class Planner:
         teams: list[int],
         written_in: dict[int, datetime],
         cursors: dict[int, tuple[int, int]],
-    ) -> None:
-        handles = handles_for(person.name, person.email)
+    ) -> dict[str, Any]:
+        """The person's planned digest, for `store.enqueue_digests`."""
+        address = person.email
+        handles = handles_for(person.name, address)
         for_you = {}
         for u in new:
-            first_post = written_in.get(u.thread_id)
+            first_post = written_in.get(u.thread_id) if written_in else None
             if first_post is not None and u.created_at > first_post:
                 for_you[u.id] = "replied in your thread"
-            elif u.mentionable.names(handles, person.email):
+            elif u.may_mention and u.mentionable.names(handles, address):
                 for_you[u.id] = "mentions you"
         blockers = [b.id for team in teams for b in self.open_blockers(session, team)]
         plan = DigestPlan([u.id for u in new], blockers, for_you, cursors)
@@ -227,20 +233,20 @@ class Planner:
         subject = render_subject(
             self.settings.templates_dir, "digest", {"count": len(new), "titles": titles}
         )
-        store.enqueue_digest(
-            session,
-            person=person,
-            idempotency_key=key,
-            subject=subject,
-            message_id=message_id,
-            plan=plan,
-            created_at=self.now,
-        )
         if len({u.thread_id for u in new}) == 1:
             # One thread: the digest's Reply-To posts there, and so does a reply keeping
             # only In-Reply-To.
             thread = store.get_thread(session, new[0].thread_id)
             store.remember_sent(session, message_id, thread, person)
+        return {
+            "person_id": person.id,
+            "recipient": person.email,
+            "idempotency_key": key,
+            "subject": subject,
+            "message_id": message_id,
+            "plan": plan.to_json(),
+            "created_at": self.now,
+        }
 
 
 def plan_digest(session: Session, person: Person, settings: Settings, now: datetime) -> bool:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -53,6 +53,7 @@ class DigestEntry:
     thread_url: str
     cut: bool = False  # the body was shortened; the archive has the rest
     for_you: str = ""  # why it is in "for you": "replied in your thread" | "mentions you"
+    answered_on: date | None = None  # a check-in answered after its day: the author's day
 
     def mailto(self) -> str:
         subject = quote(f"Re: {self.thread_title}")
@@ -108,11 +109,14 @@ class Mentionable:
     @classmethod
     def of(cls, body: str) -> Mentionable:
         handles = frozenset(m.group(1).lower().rstrip(".") for m in _MENTION.finditer(body))
-        return cls(body.lower(), handles)
+        # Most updates mention nobody: then `names` is false without looking further.
+        return cls(body.lower() if "@" in body else "", handles)
 
     def names(self, handles: Iterable[str], address: str) -> bool:
         """Whether the text @-mentions one of `handles` (case-insensitive) or names
         `address`."""
+        if not self.lowered:
+            return False
         if address and address.lower() in self.lowered:
             return True
         return not self.handles.isdisjoint(h.lower() for h in handles if h)
@@ -146,23 +150,27 @@ def cut_long(body: str) -> tuple[str, bool]:
     return head.rstrip() + " …", True
 
 
-def group_by_thread(entries: Sequence[DigestEntry]) -> list[ThreadSection]:
+def group_by_thread(entries: Sequence[DigestEntry], room: int | None = None) -> list[ThreadSection]:
     """Entries grouped by thread, threads in order of their first entry; a thread with many
-    new items keeps only its newest `MAX_THREAD_ITEMS` and counts the rest."""
+    new items keeps only its newest `MAX_THREAD_ITEMS` and counts the rest. With `room`,
+    only that many items are kept in all: later threads keep fewer, or none."""
     grouped: dict[int, list[DigestEntry]] = {}
     for entry in entries:
         grouped.setdefault(entry.thread_id, []).append(entry)
     sections = []
+    left = len(entries) if room is None else max(room, 0)
     for items in grouped.values():
-        shown = items[-MAX_THREAD_ITEMS:]
+        keep = min(MAX_THREAD_ITEMS, len(items), left)
+        left -= keep
+        first = items[0]
         sections.append(
             ThreadSection(
-                items[0].thread_title,
-                items[0].team_name,
-                items[0].thread_url,
-                shown,
-                items[0],
-                earlier=len(items) - len(shown),
+                first.thread_title,
+                first.team_name,
+                first.thread_url,
+                items[len(items) - keep :] if keep else [],
+                first,
+                earlier=len(items) - keep,
             )
         )
     return sections
@@ -176,25 +184,15 @@ def compose(entries: Sequence[DigestEntry], open_blockers: Sequence[DigestEntry]
     have (the "for you" items and blockers are always shown)."""
     for_you = [e for e in entries if e.for_you]
     pinned = {e.update_id for e in open_blockers}
-    rest = [e for e in entries if not e.for_you and e.update_id not in pinned]
     teams: dict[str, TeamSection] = {}
-
-    def team_of(entry: DigestEntry) -> TeamSection:
+    for entry in (*entries, *open_blockers):
         if entry.team_slug not in teams:
             teams[entry.team_slug] = TeamSection(entry.team_name, entry.team_slug, [], [])
-        return teams[entry.team_slug]
-
-    for entry in [*entries, *open_blockers]:
-        team_of(entry)
     for blocker in open_blockers:
-        team_of(blocker).blockers.append(blocker)
+        teams[blocker.team_slug].blockers.append(blocker)
+    rest = [e for e in entries if not e.for_you and e.update_id not in pinned]
     room = MAX_ITEMS_SHOWN - len(for_you) - len(open_blockers)
-    for section in group_by_thread(rest):
-        if len(section.entries) > room:
-            keep = section.entries[len(section.entries) - max(room, 0) :]
-            hidden = section.earlier + len(section.entries) - len(keep)
-            section = replace(section, entries=keep, earlier=hidden)
-        room -= len(section.entries)
-        team_of(section.entries[0] if section.entries else section.first).threads.append(section)
+    for section in group_by_thread(rest, room):
+        teams[section.first.team_slug].threads.append(section)
     shown = [t for t in teams.values() if t.blockers or t.threads]
     return Digest(for_you, shown, len(entries))

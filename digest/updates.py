@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import cached_property
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from app.models import Person, Team, Thread, Update
+from app.views import answered_on
 from digest.answers import answers, reports_blocker
 from digest.compose import Mentionable, is_blocker, says_resolved
 
@@ -41,9 +42,20 @@ class CachedUpdate:
     thread_deleted: bool
     team_slug: str
     team_name: str
-    checkin: bool  # an answer in a check-in thread
+    checkin_date: date | None  # the day of the check-in it answers, if it does
     questions: str  # the team's check-in questions, one a line
     blocker_question: int | None  # which of them asks about blockers
+    author_timezone: str
+
+    @property
+    def checkin(self) -> bool:
+        """An answer in a check-in thread."""
+        return self.checkin_date is not None
+
+    @cached_property
+    def answered_on(self) -> date | None:
+        """The author's day, when they answered a check-in after its day."""
+        return answered_on(self.checkin_date, self.created_at, self.author_timezone)
 
     @cached_property
     def blocker(self) -> bool:
@@ -65,6 +77,11 @@ class CachedUpdate:
     def mentionable(self) -> Mentionable:
         return Mentionable.of(self.body)
 
+    @cached_property
+    def may_mention(self) -> bool:
+        """Whether it could mention anyone: most updates cannot (no `@` at all)."""
+        return "@" in self.body
+
 
 def _query() -> Any:
     author = aliased(Person)
@@ -81,9 +98,10 @@ def _query() -> Any:
             Thread.deleted_at.is_not(None),  # type: ignore[union-attr]
             Team.slug,
             Team.name,
-            Thread.checkin_date.is_not(None),  # type: ignore[union-attr]
+            Thread.checkin_date,
             Team.checkin_question,
             Team.blocker_question,
+            author.timezone,
         )
         .join(Thread, Thread.id == Update.thread_id)
         .join(Team, Team.id == Update.team_id)
@@ -96,6 +114,7 @@ class UpdateCache:
         self._updates: dict[int, CachedUpdate] = {}
         # team id -> (every update after this id is loaded, those updates by id)
         self._teams: dict[int, tuple[int, list[CachedUpdate]]] = {}
+        self._between: dict[tuple[int, int], list[CachedUpdate]] = {}
 
     def get(self, session: Session, ids: Iterable[int]) -> list[CachedUpdate]:
         """The updates `ids`, in that order; those not seen yet are loaded."""
@@ -109,9 +128,20 @@ class UpdateCache:
     def team_between(
         self, session: Session, team_id: int, after: int, up_to: int
     ) -> list[CachedUpdate]:
-        """The team's updates with `after` < id <= `up_to`, by id; `up_to` is the planning
-        run's ceiling, the same on every call. The first member asking for a team loads its
-        range; one with an older cursor loads only what is missing."""
+        """The team's updates with `after` < id <= `up_to`, in order of posting; `up_to` is
+        the planning run's ceiling, the same on every call. Members of a team mostly share
+        a cursor, so each answer is kept."""
+        key = (team_id, after)
+        if key not in self._between:
+            found = self._by_id_between(session, team_id, after, up_to)
+            self._between[key] = sorted(found, key=lambda u: (u.created_at, u.id))
+        return self._between[key]
+
+    def _by_id_between(
+        self, session: Session, team_id: int, after: int, up_to: int
+    ) -> list[CachedUpdate]:
+        """The first member asking for a team loads its range; one with an older cursor
+        loads only what is missing."""
         loaded_after, updates = self._teams.get(team_id, (up_to, []))
         if after < loaded_after:
             query = _query().where(

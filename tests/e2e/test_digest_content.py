@@ -235,3 +235,54 @@ def test_a_busy_day_fits_before_gmail_clips_and_every_thread_is_linked(
     counts += [int(n) for n in re.findall(r"(\d+) earlier updates?", text)]
     assert sum(counts) + MAX_ITEMS_SHOWN == 90
     assert digest["Subject"] == "90 new updates in 18 threads"
+
+
+def test_readers_of_the_same_digest_each_get_their_own_reply_addresses(
+    world: Engine, settings: Settings
+) -> None:
+    """Alice and Bob get the same items, so one delivery pass composes that body once and
+    keeps it; every message still carries only its own reader's signed addresses."""
+    when = START + timedelta(days=70)
+    post(world, "eng", "carol", "Shared news for everyone.", "Shared", when)
+    run_digests(world, settings, when + timedelta(hours=1), force=True)
+    layout = DigestLayout(settings)
+    with session_scope(world) as session:
+        keys = store.load_reply_keys(session, settings.ensure_secret_key())
+        rows = {
+            who: session.exec(
+                select(OutboundMessage)
+                .where(OutboundMessage.recipient == f"{who}@example.com")
+                .order_by(OutboundMessage.id.desc())  # type: ignore[union-attr]
+            ).first()
+            for who in ("alice", "bob")
+        }
+        ids = {who: store.find_person(session, f"{who}@example.com").id for who in rows}  # type: ignore[union-attr]
+        for who in ("alice", "bob", "alice", "bob", "alice"):
+            msg = email.message_from_bytes(
+                layout.render(session, rows[who]), policy=email.policy.default
+            )  # type: ignore[arg-type]
+            text, html = parts(msg)  # type: ignore[arg-type]
+            found = re.findall(r"eng\+r\.[a-z2-7]+@" + DOMAIN, text + html + str(msg["Reply-To"]))
+            assert len(found) >= 3 and "Shared news for everyone." in text
+            readers = {
+                verify_reply_token(parse_recipient(a, DOMAIN).token, keys).person_id  # type: ignore[arg-type, union-attr]
+                for a in found
+            }
+            assert readers == {ids[who]}, who
+            assert msg["To"].addresses[0].addr_spec == f"{who}@example.com"
+
+
+def test_a_late_check_in_answer_says_when_it_was_given(world: Engine, settings: Settings) -> None:
+    """An answer mailed days after the check-in joins that day's thread, and the digest
+    says on which day (the author's) it was given, so it does not read as that day's."""
+    day = START + timedelta(days=80)
+    with session_scope(world) as session:
+        title = store.checkin_thread(session, store.get_team(session, "eng"), day.date()).title
+    late = day + timedelta(days=2, hours=3)
+    post(world, "eng", "carol", "Finished the export after all.", title, late)
+    post(world, "eng", "alice", "On time.", title, day + timedelta(hours=1))
+    run_digests(world, settings, late + timedelta(hours=1), force=True)
+    text, html = parts(latest_digest(world, settings, "bob"))
+    stamp = late.strftime("%a %d %b")
+    assert f"(answered on {stamp})" in text and f"answered on {stamp}" in html
+    assert text.count("answered on") == 1  # Alice answered on the day

@@ -32,8 +32,8 @@ def test_a_late_checkin_answer_says_when_it_was_answered() -> None:
         team_id=1, title="What did you get done? (2026-11-20)", checkin_date=date(2026, 11, 20)
     )
     late = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-    assert answered_on(thread, late, "Europe/Berlin") == date(2026, 11, 23)
+    assert answered_on(thread.checkin_date, late, "Europe/Berlin") == date(2026, 11, 23)
     # 23:30 on the 20th in New York is already the 21st in UTC, but still the same day locally.
     same_day = datetime(2026, 11, 21, 4, 30, tzinfo=UTC)
-    assert answered_on(thread, same_day, "America/New_York") is None
-    assert answered_on(Thread(team_id=1, title="t"), late, "UTC") is None
+    assert answered_on(thread.checkin_date, same_day, "America/New_York") is None
+    assert answered_on(None, late, "UTC") is None
