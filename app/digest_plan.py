@@ -22,6 +22,10 @@ class DigestPlan:
     # membership id -> (cursor before, cursor after): a digest that never arrives moves
     # them back, so its updates are offered again.
     cursors: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # The reader's name and time zone when it was planned: the digest shows times in the
+    # zone its schedule was worked out in. None in plans from before they were kept.
+    reader: str | None = None
+    timezone: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -30,6 +34,8 @@ class DigestPlan:
                 "blockers": self.blockers,
                 "for_you": {str(k): v for k, v in self.for_you.items()},
                 "cursors": {str(k): list(v) for k, v in self.cursors.items()},
+                "reader": self.reader,
+                "timezone": self.timezone,
             },
             separators=(",", ":"),
         )
@@ -42,4 +48,6 @@ class DigestPlan:
             blockers=[int(i) for i in data.get("blockers", [])],
             for_you={int(k): str(v) for k, v in data.get("for_you", {}).items()},
             cursors={int(k): (int(v[0]), int(v[1])) for k, v in data.get("cursors", {}).items()},
+            reader=data.get("reader"),
+            timezone=data.get("timezone"),
         )

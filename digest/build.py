@@ -224,7 +224,9 @@ class Planner:
             elif u.may_mention and u.mentionable.names(handles, address):
                 for_you[u.id] = "mentions you"
         blockers = [b.id for team in teams for b in self.open_blockers(session, team)]
-        plan = DigestPlan([u.id for u in new], blockers, for_you, cursors)
+        plan = DigestPlan(
+            [u.id for u in new], blockers, for_you, cursors, person.name, person.timezone
+        )
         ids = plan.updates
         key = f"digest:{person.id}:{min(ids)}-{max(ids)}:{len(ids)}"
         domain = self.settings.mail_domain

@@ -113,13 +113,18 @@ class DigestLayout:
 
     def render(self, session: Session, row: OutboundMessage) -> bytes:
         """The message for the planned digest `row`, as it goes out."""
-        found = session.exec(
-            select(Person.name, Person.email, Person.timezone).where(Person.id == row.person_id)
-        ).first()
-        if found is None or row.plan is None or row.person_id is None:
+        if row.plan is None or row.person_id is None:
             raise ValueError(f"outbox row {row.id} is not a planned digest of a member")
-        name, address, zone = found
-        body = self._body(session, DigestPlan.from_json(row.plan), zone)
+        plan = DigestPlan.from_json(row.plan)
+        name, address, zone = plan.reader, row.recipient, plan.timezone
+        if name is None or zone is None:  # planned before plans kept them
+            found = session.exec(
+                select(Person.name, Person.timezone).where(Person.id == row.person_id)
+            ).first()
+            if found is None:
+                raise ValueError(f"outbox row {row.id}: its member is gone")
+            name, zone = found
+        body = self._body(session, plan, zone)
         domain = self.settings.mail_domain
         keys = self.reply_keys(session)
         replies = {
