@@ -19,8 +19,8 @@ from app.db import make_engine, session_scope, upgrade
 from app.models import OutboundMessage, Person, Update
 from app.settings import Settings
 from digest.build import run_digests
-from digest.layout import DigestLayout
 from digest.checkin import run_checkins
+from digest.layout import DigestLayout
 from digest.send import SmtpTransport, deliver_pending
 from tests.conftest import free_port
 from tests.e2e.sink import Sink, running_sink
