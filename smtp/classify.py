@@ -10,12 +10,13 @@ can raise on garbage; the raw strings behave the same under ``compat32`` and
 ``policy.default``.
 """
 
+import binascii
+import codecs
 import email
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Literal
@@ -258,24 +259,68 @@ def _to_text(value: object) -> str:
     return re.sub(r"\r?\n[ \t]*|\r[ \t]*", " ", value).strip()
 
 
+# An RFC 2047 encoded word. Its text stops at the next "?" or white space, which keeps the
+# search linear: the stdlib's pattern (`email.header.decode_header`) lets the text run on to
+# the next "?=", which is quadratic in a subject of many "=?" openings with no ending.
+ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?([^?\s]*)\?=")
+# White space between two adjacent encoded words is not part of the text (RFC 2047 6.2).
+_BETWEEN_WORDS = re.compile(r"(?<=\?=)\s+(?==\?[^?\s]*\?[qQbB]\?[^?\s]*\?=)")
+
+
 def decode_words(value: str) -> str:
-    """Decode RFC 2047 encoded words, falling back to the raw text."""
+    """Decode RFC 2047 encoded words; one that cannot be decoded stays as it is."""
     if "=?" not in value:
         return value
+    return ENCODED_WORD.sub(_decoded_word, _BETWEEN_WORDS.sub("", value))
+
+
+def _decoded_word(match: re.Match[str]) -> str:
+    charset, kind, text = match.groups()
+    data = text.encode("utf-8", "surrogatepass")
     try:
-        parts = decode_header(value)
-    except Exception:
-        return value
-    out: list[str] = []
-    for chunk, charset in parts:
-        if isinstance(chunk, str):
-            out.append(chunk)
-            continue
-        try:
-            out.append(chunk.decode(charset or "ascii", "replace"))
-        except (LookupError, TypeError):
-            out.append(chunk.decode("latin-1"))
-    return "".join(out)
+        if kind in "bB":
+            data = binascii.a2b_base64(data + b"=" * (-len(data.rstrip(b"=")) % 4))
+        else:
+            data = binascii.a2b_qp(data, header=True)
+    except (binascii.Error, ValueError):
+        return match.group(0)
+    return _decode_word(data, charset.split("*", 1)[0])
+
+
+def _decode_word(chunk: bytes, charset: str | None) -> str:
+    """One encoded word's bytes as text. A label that names no charset (unknown, a
+    bytes-to-bytes codec, or an escape codec, which makes NULs and lone surrogates of plain
+    ASCII), or a decoding with a lone surrogate in it (UTF-7), reads the bytes as UTF-8, else
+    latin-1."""
+    try:
+        codec = codecs.lookup(charset or "ascii").name
+    except (LookupError, ValueError):
+        return _guess(chunk)
+    if codec in _NOT_CHARSETS:
+        return _guess(chunk)
+    try:
+        text = chunk.decode(codec, "replace")
+    except (LookupError, TypeError, ValueError):
+        return _guess(chunk)
+    return text if _valid(text) else _guess(chunk)
+
+
+def _guess(chunk: bytes) -> str:
+    try:
+        return chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        return chunk.decode("latin-1")
+
+
+_NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "punycode", "idna"})
+
+
+def _valid(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _headers(message: Message, name: str) -> list[str]:

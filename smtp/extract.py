@@ -17,11 +17,13 @@ import re
 from email import policy
 from email.message import Message
 
+from smtp import mime_limits
 from smtp.htmltext import html_to_text
 from smtp.trim import Reply, split_scan_region, trim_quoted_reply
 
-MAX_PARTS = 100
-_MAX_DEPTH = 8
+# As deep and as many as processing lets through (`smtp.mime_limits`): all of it is read.
+MAX_PARTS = mime_limits.MAX_PARTS
+_MAX_DEPTH = mime_limits.MAX_DEPTH
 # A header block longer than this is not one: the message is read as a bare body.
 _MAX_HEADER_BYTES = 256 * 1024
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
@@ -53,19 +55,39 @@ _CHARSET_ALIASES = {
 }
 
 
+# Text codecs Python knows that are not charsets: a label naming one is treated as unknown.
+# The escape codecs turn plain ASCII ("\\x00", "\\ud800") into NULs and lone surrogates.
+NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "punycode", "idna", "undefined"})
+
+
 def _codec(label: str | None) -> str | None:
+    """The Python codec for a MIME charset label, or None when it names none."""
     if not label:
         return None
     name = label.strip().strip("\"'").lower()
     name = _CHARSET_ALIASES.get(name, name)
     try:
-        return codecs.lookup(name).name
-    except LookupError:
+        codec = codecs.lookup(name)
+    except (LookupError, ValueError):  # ValueError: a label with a NUL in it
         return None
+    # Bytes-to-bytes codecs (hex, base64, zlib, rot13) are not text encodings either.
+    if codec.name in NOT_CHARSETS or not getattr(codec, "_is_text_encoding", True):
+        return None
+    return codec.name
+
+
+def is_valid_text(text: str) -> bool:
+    """No lone surrogates (UTF-7 and UTF-16 data can carry them): storable as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Decode a body whose declared charset may be wrong or missing."""
+    """Decode a body whose declared charset may be wrong or missing. The result is always
+    valid Unicode (no lone surrogates); NULs are kept (the trimmer removes them)."""
     declared = _codec(charset)
     if declared in (None, "cp1252", "ascii"):
         # Mail declared as ASCII/latin-1 (or undeclared) is very often really UTF-8.
@@ -76,10 +98,16 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     for candidate in (declared, "utf-8", "cp1252"):
         if candidate:
             try:
-                return data.decode(candidate)
+                text = data.decode(candidate)
             except (UnicodeDecodeError, LookupError):
                 continue
-    return data.decode(declared or "cp1252", "replace")
+            if is_valid_text(text):
+                return text
+    if declared:
+        text = data.decode(declared, "replace")
+        if is_valid_text(text):
+            return text
+    return data.decode("cp1252", "replace")
 
 
 def _unflow(text: str, delsp: bool) -> str:
@@ -186,7 +214,8 @@ def _split_head(raw: bytes) -> tuple[bytes, bytes]:
 def parse_mime(raw: bytes, budget: list[int], depth: int = 0) -> Message:
     """A message tree like the stdlib parser's, with bodies split by byte search.
 
-    `budget` holds the number of parts still allowed; parts beyond it are left out.
+    `budget` holds the number of entities still allowed (each costs one, the message
+    included); parts beyond it are left out.
     """
     head, body = _split_head(raw)
     msg = email.message_from_bytes(head, policy=policy.compat32)
@@ -219,8 +248,7 @@ def _parts(body: bytes, boundary: str, budget: list[int]) -> list[bytes]:
             end = match.start()
             end -= 2 if body[end - 2 : end] == b"\r\n" else 1 if body[end - 1 : end] == b"\n" else 0
             parts.append(body[start : max(start, end)])
-            budget[0] -= 1
-        if match.group(1) or budget[0] <= 0:
+        if match.group(1) or len(parts) >= budget[0]:
             return parts
         start = match.end() + 1
     if start >= 0 and start < len(body):
@@ -231,7 +259,7 @@ def _parts(body: bytes, boundary: str, budget: list[int]) -> list[bytes]:
 def body_text(raw: bytes) -> str:
     """The readable body of a raw message (HTML converted to text). Never raises."""
     try:
-        return _select_body(parse_mime(raw, [MAX_PARTS]))[0]
+        return _select_body(parse_mime(raw, [MAX_PARTS + 1]))[0]
     except Exception:
         pass
     for parse_policy in (policy.default, policy.compat32):

@@ -32,6 +32,7 @@ from smtp.parse import (
     UnparseableMessage,
     header_message,
     parse_message,
+    storable,
     thread_title,
 )
 from smtp.reply_address import Refusal, ReplyClaim, check_reply_token
@@ -247,6 +248,19 @@ def queue_posted_as_receipt(
     store.remember_sent(session, str(message["Message-ID"]), thread, author)
 
 
+def _finish(
+    session: Session,
+    entry: InboundMessage,
+    status: str,
+    reason: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """`store.finish_inbound`, with a detail that can be stored whatever the message put in
+    it: details quote addresses, subjects and errors, and a NUL or a lone surrogate would
+    make the write fail and leave the entry pending, retried for ever."""
+    store.finish_inbound(session, entry, status, reason, storable(detail) if detail else detail)
+
+
 def process_entry(session: Session, entry: InboundMessage, settings: Settings) -> None:
     """Turn one journal entry into updates, or record why not. The caller commits."""
     recipients = [parse_recipient(r, settings.mail_domain) for r in entry.rcpt_tos.split("\n")]
@@ -255,22 +269,23 @@ def process_entry(session: Session, entry: InboundMessage, settings: Settings) -
     unsubscribes = [r for r in recipients if r and r.team_slug == store.UNSUBSCRIBE_LOCAL_PART]
     if unsubscribes:
         done = "; ".join(unsubscribe(session, r, settings) for r in unsubscribes)
-        store.finish_inbound(session, entry, "processed", "unsubscribed", done)
+        _finish(session, entry, "processed", "unsubscribed", done)
         return
     try:
         parsed = parse_message(entry.raw)
     except UnparseableMessage as exc:
-        store.finish_inbound(session, entry, "quarantined", "unparseable", str(exc))
+        # "unparseable", or which limit of smtp/mime_limits.py it is over.
+        _finish(session, entry, "quarantined", exc.reason, str(exc))
         return
     returns = [r for r in recipients if r and r.team_slug == store.BOUNCE_LOCAL_PART]
     if returns:
         reason, detail = record_returned_mail(session, returns[0], parsed, settings)
-        store.finish_inbound(session, entry, "quarantined", reason, detail)
+        _finish(session, entry, "quarantined", reason, detail)
         return
     kind = parsed.classification.kind
     if kind != "human":
         detail = parsed.classification.detail or f"Recognised as {kind.replace('_', '-')}."
-        store.finish_inbound(session, entry, "quarantined", kind.replace("_", "-"), detail)
+        _finish(session, entry, "quarantined", kind.replace("_", "-"), detail)
         return
     verdict = sender_authentication(
         entry.raw,
@@ -281,11 +296,11 @@ def process_entry(session: Session, entry: InboundMessage, settings: Settings) -
         _dns_lookup(settings.dns_resolver),
     )
     if verdict.failed:
-        store.finish_inbound(session, entry, "quarantined", QUARANTINE_REASON, verdict.detail)
+        _finish(session, entry, "quarantined", QUARANTINE_REASON, verdict.detail)
         return
     if any(r and is_service_address(r) for r in recipients):
         detail = answer_digest_reply(session, entry, parsed, settings)
-        store.finish_inbound(session, entry, "quarantined", "digest-reply", detail)
+        _finish(session, entry, "quarantined", "digest-reply", detail)
         return
     results = [
         _store_for_recipient(session, entry, parsed, rcpt, settings)
@@ -295,13 +310,13 @@ def process_entry(session: Session, entry: InboundMessage, settings: Settings) -
     refusals = [r for r in results if isinstance(r, Refusal)]
     if len(refusals) < len(results):
         detail = "; ".join(r.detail for r in refusals) or None
-        store.finish_inbound(session, entry, "processed", None, detail)
+        _finish(session, entry, "processed", None, detail)
     elif refusals and all(r.reason == "duplicate" for r in refusals):
-        store.finish_inbound(session, entry, "duplicate", "duplicate", refusals[0].detail)
+        _finish(session, entry, "duplicate", "duplicate", refusals[0].detail)
     else:
         first = refusals[0] if refusals else Refusal("no-recipient", "No recipient to deliver to.")
         detail = "; ".join(r.detail for r in refusals) or first.detail
-        store.finish_inbound(session, entry, "quarantined", first.reason, detail)
+        _finish(session, entry, "quarantined", first.reason, detail)
 
 
 def process_journal_entry(engine: Engine, entry_id: int, settings: Settings) -> str:
@@ -324,7 +339,7 @@ def process_journal_entry(engine: Engine, entry_id: int, settings: Settings) -> 
         with session_scope(engine) as session:
             entry = session.get(InboundMessage, entry_id)
             if entry is not None and entry.status == "pending":
-                store.finish_inbound(session, entry, "duplicate", "duplicate", "Stored already.")
+                _finish(session, entry, "duplicate", "duplicate", "Stored already.")
             return entry.status if entry else "missing"
     except OperationalError:
         # Lock contention or a lost connection: nothing was written, so the entry stays
@@ -339,7 +354,7 @@ def process_journal_entry(engine: Engine, entry_id: int, settings: Settings) -> 
                 return "missing"
             if entry.status == "pending":
                 detail = f"{type(exc).__name__}: {exc}"
-                store.finish_inbound(session, entry, "quarantined", "processing-error", detail)
+                _finish(session, entry, "quarantined", "processing-error", detail)
             return entry.status
 
 

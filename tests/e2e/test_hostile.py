@@ -11,8 +11,9 @@ import collections
 import contextlib
 import json
 import re
+import secrets
 import smtplib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from email.utils import getaddresses
 
@@ -25,10 +26,11 @@ from sqlmodel import select
 from app import store
 from app.db import make_engine, session_scope, upgrade
 from app.errors import TidingsError
-from app.models import InboundMessage
+from app.models import InboundMessage, Update
 from app.settings import Settings
 from smtp.handler import TidingsHandler, make_smtp_server
 from smtp.ingest import process_pending
+from smtp.mime_limits import MAX_DECODED_BYTES, MAX_DEPTH, MAX_HEADERS, MAX_LINE_CHARS, MAX_PARTS
 from smtp.parse import header_message
 from tests.conftest import IN_CI, SHARED, free_port
 
@@ -181,3 +183,156 @@ def test_one_client_address_cannot_hog_the_listener(
             assert again.noop()[0] == 250
     finally:
         controller.stop()
+
+
+# Limits on what one message may cost (smtp/mime_limits.py) ------------------------------
+
+COSTLY_SENDER = "costly@example.com"
+
+
+def _costly(entity: bytes) -> bytes:
+    """A message from a member: our top-level fields, then `entity` (its own header lines,
+    if any, a blank line and its body)."""
+    return (
+        f"From: {COSTLY_SENDER}\r\nTo: {TEAM}\r\nSubject: What it costs\r\n"
+        f"Message-ID: <{secrets.token_hex(8)}@client.example>\r\nMIME-Version: 1.0\r\n"
+    ).encode() + entity
+
+
+def _multipart(boundary: bytes, parts: list[bytes]) -> bytes:
+    inner = b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in parts)
+    head = b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n'
+    return head + inner + b"--" + boundary + b"--\r\n"
+
+
+def _text(text: bytes) -> bytes:
+    return b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + text
+
+
+def too_many_parts() -> bytes:
+    return _costly(_multipart(b"many", [_text(b"part %d" % i) for i in range(MAX_PARTS + 1)]))
+
+
+def too_deeply_nested() -> bytes:
+    entity = _text(b"at the bottom")
+    for level in range(MAX_DEPTH + 1):  # the text part ends up MAX_DEPTH + 1 levels down
+        entity = _multipart(b"level%d" % level, [entity])
+    return _costly(entity)
+
+
+def too_many_headers() -> bytes:
+    filler = b"".join(b"X-Filler-%d: yes\r\n" % i for i in range(MAX_HEADERS))
+    return _costly(filler + b"\r\nHello\r\n")
+
+
+def long_folded_header() -> bytes:
+    # Each physical line is short (SMTP takes up to 64 KB a line); unfolded it is one line.
+    folded = b"\r\n ".join([b"word " * 200] * (MAX_LINE_CHARS // 1000 + 1))
+    return _costly(b"X-Long: " + folded + b"\r\n\r\nHello\r\n")
+
+
+def long_decoded_line() -> bytes:
+    # Quoted-printable soft line breaks join 2,000 short lines into one of 150,000.
+    soft = b"=\r\n".join([b"a" * 75] * 2000)
+    head = b"Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    return _costly(head + soft + b"\r\n")
+
+
+def too_large_decoded() -> bytes:
+    # Under the listener's size limit (raised for this test), over the decoded one.
+    line = b"x" * 60_000 + b"\r\n"
+    body = line * (MAX_DECODED_BYTES // len(line) + 1)
+    return _costly(b"Content-Type: application/octet-stream\r\n\r\n" + body)
+
+
+def _accepted(port: int, raw: bytes) -> int:
+    """Send `raw` as a member, see 250, and return the id of its journal entry."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+        client.ehlo()
+        assert client.mail(COSTLY_SENDER)[0] == 250
+        assert client.rcpt(TEAM)[0] == 250
+        code, text = client.data(raw)
+    assert code == 250, text
+    return int(text.rsplit(b" ", 1)[1])
+
+
+def _processed(engine: Engine, settings: Settings, entry_id: int) -> InboundMessage:
+    while process_pending(engine, settings, grace=timedelta(0)):
+        pass
+    with session_scope(engine) as session:
+        entry = session.get(InboundMessage, entry_id)
+        assert entry is not None
+        session.expunge(entry)
+    return entry
+
+
+@pytest.fixture(scope="module")
+def costly_member(listener: tuple[Engine, Settings, int]) -> None:
+    with session_scope(listener[0]) as session:
+        store.add_member(session, "eng", COSTLY_SENDER, "Costly")
+
+
+@pytest.mark.parametrize(
+    "build, reason",
+    [
+        (too_many_parts, "too-many-parts"),
+        (too_deeply_nested, "too-deeply-nested"),
+        (too_many_headers, "too-many-headers"),
+        (long_folded_header, "line-too-long"),
+        (long_decoded_line, "line-too-long"),
+    ],
+)
+def test_a_message_over_a_limit_is_taken_and_quarantined_with_its_reason(
+    listener: tuple[Engine, Settings, int],
+    costly_member: None,
+    build: Callable[[], bytes],
+    reason: str,
+) -> None:
+    engine, settings, port = listener
+    raw = build()
+    entry = _processed(engine, settings, _accepted(port, raw))
+    assert (entry.status, entry.reason) == ("quarantined", reason)
+    assert entry.detail
+    assert entry.raw == raw  # kept whole in the journal: nothing is lost
+
+
+def test_a_message_just_under_every_limit_is_posted(
+    listener: tuple[Engine, Settings, int], costly_member: None
+) -> None:
+    engine, settings, port = listener
+    long_line = b"=\r\n".join([b"b" * 75] * (MAX_LINE_CHARS // 75))  # QP: one decoded line
+    entity = (
+        b"Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"Deep, wide and long, but within limits.\r\n" + long_line
+    )
+    for level in range(MAX_DEPTH - 1):
+        entity = _multipart(b"level%d" % level, [entity])
+    parts = [entity] + [_text(b"part %d" % i) for i in range(MAX_PARTS - MAX_DEPTH)]
+    filler = b"".join(b"X-Filler-%d: yes\r\n" % i for i in range(MAX_HEADERS - 10))
+    folded = b"X-Long: " + b"\r\n ".join([b"word " * 200] * (MAX_LINE_CHARS // 1000 - 1))
+    raw = _costly(filler + folded + b"\r\n" + _multipart(b"top", parts))
+    entry = _processed(engine, settings, _accepted(port, raw))
+    assert (entry.status, entry.reason) == ("processed", None), entry.detail
+    with session_scope(engine) as session:
+        update = session.exec(select(Update).where(Update.inbound_id == entry.id)).one()
+        # All of it is read: the text at the deepest level and the last part.
+        assert update.body.startswith("Deep, wide and long, but within limits.\n")
+        assert update.body.endswith(f"part {MAX_PARTS - MAX_DEPTH - 1}")
+
+
+def test_a_message_too_large_once_decoded_is_quarantined(
+    listener: tuple[Engine, Settings, int], costly_member: None
+) -> None:
+    engine, settings, _ = listener
+    port = free_port()
+    big = ListenerController(TidingsHandler(engine, settings), hostname="127.0.0.1", port=port)
+    big.max_message_mb = MAX_DECODED_BYTES // (1024 * 1024) + 10
+    big.start()
+    try:
+        raw = too_large_decoded()
+        entry_id = _accepted(port, raw)
+    finally:
+        big.stop()
+    entry = _processed(engine, settings, entry_id)
+    assert (entry.status, entry.reason) == ("quarantined", "too-large-decoded")
+    assert entry.detail and len(entry.raw) == len(raw)
