@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from email.headerregistry import Address
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -26,6 +27,7 @@ from app.render import render_email
 from app.settings import Settings
 from app.tokens import FIX_LINK_PURPOSE, parse_recipient, sign_link
 from smtp.authcheck import QUARANTINE_REASON, dns_txt_lookup, sender_authentication
+from smtp.away import return_date
 from smtp.holds import hold_for_approval
 from smtp.parse import (
     ParsedMessage,
@@ -261,6 +263,27 @@ def _finish(
     store.finish_inbound(session, entry, status, reason, storable(detail) if detail else detail)
 
 
+def mark_away(session: Session, entry: InboundMessage, parsed: ParsedMessage) -> str | None:
+    """A member's out-of-office reply that says when they are back marks them away until
+    then (digests and check-in prompts wait); what was done, for the quarantine record.
+    A longer absence already set is left as it is."""
+    person = store.find_person(session, parsed.from_address)
+    if person is None:
+        return None
+    received = entry.received_at.astimezone(ZoneInfo(person.timezone)).date()
+    back = return_date(f"{parsed.subject}\n{parsed.text}", received)
+    if back is None:
+        return None
+    last_day = back - timedelta(days=1)
+    if person.away_until is not None and person.away_until >= last_day:
+        return f"Already away until {person.away_until.isoformat()}."
+    store.change_member_settings(
+        session, person.email, store.MemberSettings(away=f"{received}..{last_day}")
+    )
+    log.info("member %s is away until %s, by their out-of-office reply", person.id, last_day)
+    return f"Out-of-office: {person.email} marked away {received} to {last_day} (back {back})."
+
+
 def process_entry(session: Session, entry: InboundMessage, settings: Settings) -> None:
     """Turn one journal entry into updates, or record why not. The caller commits."""
     recipients = [parse_recipient(r, settings.mail_domain) for r in entry.rcpt_tos.split("\n")]
@@ -283,10 +306,6 @@ def process_entry(session: Session, entry: InboundMessage, settings: Settings) -
         _finish(session, entry, "quarantined", reason, detail)
         return
     kind = parsed.classification.kind
-    if kind != "human":
-        detail = parsed.classification.detail or f"Recognised as {kind.replace('_', '-')}."
-        _finish(session, entry, "quarantined", kind.replace("_", "-"), detail)
-        return
     verdict = sender_authentication(
         entry.raw,
         header_message(entry.raw),
@@ -295,6 +314,12 @@ def process_entry(session: Session, entry: InboundMessage, settings: Settings) -
         settings.dkim_verify,
         _dns_lookup(settings.dns_resolver),
     )
+    if kind != "human":
+        detail = parsed.classification.detail or f"Recognised as {kind.replace('_', '-')}."
+        if kind == "auto_reply" and not verdict.failed:
+            detail = " ".join(filter(None, [detail, mark_away(session, entry, parsed)]))
+        _finish(session, entry, "quarantined", kind.replace("_", "-"), detail)
+        return
     if verdict.failed:
         _finish(session, entry, "quarantined", QUARANTINE_REASON, verdict.detail)
         return

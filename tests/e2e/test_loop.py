@@ -309,6 +309,35 @@ def test_auto_reply_is_kept_in_quarantine_not_posted(stack: Stack) -> None:
     assert stack.cli("quarantine", "list").stdout.count("auto-reply") >= 1
 
 
+def test_an_out_of_office_reply_marks_its_member_away_until_they_are_back(
+    stack: Stack,
+) -> None:
+    """Bob's auto-reply says when he is back: it is not posted, he is marked away until the
+    day before (digests and check-ins wait for him), and the quarantine record says why."""
+    today = datetime.now(ZoneInfo("America/New_York")).date()
+    back = today + timedelta(days=10)
+    msg = mail(
+        BOB,
+        TEAM,
+        "Automatic reply: Weekly update",
+        f"I am out of the office and back on {back.strftime('%d %B %Y')}.\n"
+        "For urgent matters, ask Alice.",
+        Auto_Submitted="auto-replied",
+    )
+    stack.send(msg, BOB, TEAM)
+    [entry] = wait_for(
+        lambda: [e for e in quarantined(stack) if e["message_id"] == msg["Message-ID"]],
+        what="the out-of-office reply in quarantine",
+    )
+    last_day = back - timedelta(days=1)
+    assert entry["reason"] == "auto-reply"
+    assert f"marked away {today} to {last_day} (back {back})" in entry["detail"]
+    members = json.loads(stack.cli("member", "list", "eng", "--json").stdout)
+    [bob] = [m for m in members if m["email"] == BOB]
+    assert f"away {today}..{last_day}" in bob["schedule"]
+    assert thread_titled(stack, "Automatic reply: Weekly update") is None
+
+
 def test_api_requires_a_token(stack: Stack) -> None:
     import httpx
 
