@@ -69,6 +69,20 @@ def return_date(text: str, received: date) -> date | None:
     return min(found)[1] if found else None
 
 
+def read_date(text: str, today: date) -> date | None:
+    """A date a member typed ("2026-12-03", "3 December", "Friday"), today or later."""
+    text = text.strip().rstrip(".!")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    for lang in _PHRASES:
+        day = _parse(text, lang, today)
+        if day is not None and day >= today:
+            return day
+    return None
+
+
 def _date_after(rest: str, lang: str, received: date) -> date | None:
     """The date that starts `rest` (after a phrase), trying its longest reading first."""
     rest = _STOP.split(rest.strip(), 1)[0]

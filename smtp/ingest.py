@@ -44,6 +44,7 @@ from smtp.service_mail import (
     record_returned_mail,
     unsubscribe,
 )
+from smtp.settings_by_mail import answer_command
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +135,20 @@ def _author(
     )
 
 
+@dataclass(frozen=True)
+class SettingsChanged:
+    """A reply that was a settings command (`smtp/settings_by_mail.py`), not an update."""
+
+    detail: str
+
+
 def _store_for_recipient(
     session: Session,
     entry: InboundMessage,
     parsed: ParsedMessage,
     rcpt: str,
     settings: Settings,
-) -> Update | Refusal:
+) -> Update | Refusal | SettingsChanged:
     recipient = parse_recipient(rcpt, settings.mail_domain)
     if recipient is None:
         return Refusal("unknown-recipient", f"{rcpt} is not an address of this server.")
@@ -176,6 +184,10 @@ def _store_for_recipient(
     author = _author(session, entry, parsed, team, claim, settings)
     if isinstance(author, Refusal):
         return author
+    if claim is not None:  # a reply to a check-in or a digest item may be a settings line
+        done = answer_command(session, entry, parsed, author, settings)
+        if done is not None:
+            return SettingsChanged(done)
     placement = _place(session, team, claim, parsed)
     update = store.add_update(
         session,
@@ -324,6 +336,11 @@ def process_entry(session: Session, entry: InboundMessage, settings: Settings) -
         _finish(session, entry, "quarantined", QUARANTINE_REASON, verdict.detail)
         return
     if any(r and is_service_address(r) for r in recipients):
+        member = store.find_person(session, parsed.from_address)
+        done = answer_command(session, entry, parsed, member, settings) if member else None
+        if done is not None:
+            _finish(session, entry, "processed", "settings-command", done)
+            return
         detail = answer_digest_reply(session, entry, parsed, settings)
         _finish(session, entry, "quarantined", "digest-reply", detail)
         return
@@ -334,8 +351,10 @@ def process_entry(session: Session, entry: InboundMessage, settings: Settings) -
     ]
     refusals = [r for r in results if isinstance(r, Refusal)]
     if len(refusals) < len(results):
-        detail = "; ".join(r.detail for r in refusals) or None
-        _finish(session, entry, "processed", None, detail)
+        notes = [r for r in results if isinstance(r, Refusal | SettingsChanged)]
+        detail = "; ".join(r.detail for r in notes) or None
+        changed = any(isinstance(r, SettingsChanged) for r in results)
+        _finish(session, entry, "processed", "settings-command" if changed else None, detail)
     elif refusals and all(r.reason == "duplicate" for r in refusals):
         _finish(session, entry, "duplicate", "duplicate", refusals[0].detail)
     else:
