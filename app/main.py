@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import actions, api, feed, signin, web
+from app import account, actions, api, feed, signin, web
 from app.db import make_engine, schema_is_current
 from app.settings import Settings
 
@@ -55,6 +55,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(actions.router)
     app.include_router(signin.router)
     app.include_router(feed.router)
+    app.include_router(account.router)
     app.add_exception_handler(web.SignInFirst, web.sign_in_first)  # type: ignore[arg-type]
 
     @app.get("/healthz", tags=["health"])

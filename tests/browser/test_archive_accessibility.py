@@ -122,6 +122,7 @@ def seed(stack: Stack) -> dict[str, Any]:
             "permalink": f"/updates/{ids['reply']}",
             "member": f"/members/{ids['bob']}",
             "sign-in": "/signin",
+            "settings": "/settings",
         },
     }
 

@@ -299,3 +299,30 @@ def test_atom_feeds_carry_a_members_token_and_show_only_their_teams(stack: Stack
     altered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
     forged = httpx.get(f"{stack.base_url}/teams/eng/feed.atom", params={"t": altered}, timeout=10)
     assert forged.status_code == 404
+
+
+def test_members_change_their_own_settings_on_the_settings_page(stack: Stack) -> None:
+    response = stack.get("/settings")
+    assert response.status_code == 303 and response.headers["location"] == "/signin?next=/settings"
+    alice = signed_in(stack, ALICE, "/settings")
+    page = alice.get("/settings")
+    assert page.status_code == 200 and "<h1>Your settings</h1>" in page.text
+    form = {
+        "cadence": "weekly",
+        "hour": "7",
+        "weekday": "fri",
+        "timezone": "Europe/Berlin",
+        "quiet": "21:00-07:00",
+        "away": "",
+    }
+    saved = alice.post("/settings", data=form)
+    assert saved.status_code == 200 and "Saved." in saved.text
+    schedule = "weekly on fri at 07:00 Europe/Berlin; quiet 21:00-07:00"
+    assert schedule in stack.cli("member", "list", "eng").stdout
+    wrong = alice.post("/settings", data=form | {"timezone": "Europe/Berln"})
+    assert wrong.status_code == 400 and "Did you mean Europe/Berlin" in wrong.text
+    elsewhere = alice.post(
+        "/settings", data=form | {"cadence": "off"}, headers={"Origin": "https://evil.example"}
+    )
+    assert elsewhere.status_code == 403
+    assert schedule in stack.cli("member", "list", "eng").stdout

@@ -314,6 +314,26 @@ TABLE: list[Row] = [
         # Sessions of their own: signing out must not end the ones the other rows use.
         auth={"other": "spare_carol_cookie", "member": "spare_alice_cookie"},
     ),
+    # One's own settings: any signed-in person, about themselves only ------------------
+    Row(
+        "GET",
+        "/settings",
+        "/settings",
+        out=SIGN_IN_FIRST,
+        other=ok("Your settings", "Carol"),
+        member=ok("Your settings", "Alice"),
+        wrong=SIGN_IN_FIRST,
+    ),
+    Row(
+        "POST",
+        "/settings",
+        "/settings",
+        out=SIGN_IN_FIRST,
+        other=ok("Saved."),
+        member=ok("Saved."),
+        wrong=SIGN_IN_FIRST,
+        form={"cadence": "daily", "hour": "9", "timezone": "UTC"},
+    ),
     # Health and the API's documentation: public, and about no one's data --------------
     Row("GET", "/healthz", "/healthz", **PUBLIC),
     Row("GET", "/readyz", "/readyz", **PUBLIC),
