@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import store
-from app.deps import SessionDep
+from app.deps import RowId, SessionDep
 from app.errors import NotFound, TidingsError
 from app.models import InboundMessage, Person, PersonAlias, Thread, Update, utcnow
 from app.pages import bad_link, page
@@ -35,7 +35,7 @@ from app.tokens import (
 router = APIRouter(include_in_schema=False)
 
 
-def _fixable(request: Request, session: SessionDep, update_id: int, token: str) -> Update | None:
+def _fixable(request: Request, session: SessionDep, update_id: RowId, token: str) -> Update | None:
     """The update a fix link is for, or None when the link is not valid for it."""
     settings = request.app.state.settings
     try:
@@ -63,7 +63,7 @@ def _fixpage(
 
 
 @router.get("/updates/{update_id}/fix", response_class=HTMLResponse)
-def fix_form(request: Request, session: SessionDep, update_id: int, t: str = "") -> HTMLResponse:
+def fix_form(request: Request, session: SessionDep, update_id: RowId, t: str = "") -> HTMLResponse:
     update = _fixable(request, session, update_id, t)
     if update is None:
         return _bad_fix_link(request)
@@ -74,7 +74,7 @@ def fix_form(request: Request, session: SessionDep, update_id: int, t: str = "")
 def fix_submit(
     request: Request,
     session: SessionDep,
-    update_id: int,
+    update_id: RowId,
     t: Annotated[str, Form()] = "",
     body: Annotated[str, Form(max_length=200_000)] = "",
 ) -> Response:
@@ -150,7 +150,7 @@ _BAD_APPROVAL_LINK = (
 
 
 def _approver(
-    request: Request, session: SessionDep, entry_id: int, person_id: int, token: str
+    request: Request, session: SessionDep, entry_id: RowId, person_id: int, token: str
 ) -> Person | None:
     """The member a valid approval link for this held message was sent to, or None."""
     secret = request.app.state.settings.ensure_secret_key()
@@ -174,7 +174,7 @@ def _plain_text(raw: bytes) -> str:
 
 @router.get("/held/{entry_id}", response_class=HTMLResponse)
 def held_review(
-    request: Request, session: SessionDep, entry_id: int, p: int = 0, t: str = ""
+    request: Request, session: SessionDep, entry_id: RowId, p: int = 0, t: str = ""
 ) -> HTMLResponse:
     person = _approver(request, session, entry_id, p, t)
     if person is None:
@@ -212,7 +212,7 @@ def _held_thread(session: SessionDep, entry: InboundMessage, settings: Settings)
 
 
 def _decide(
-    request: Request, session: SessionDep, entry_id: int, p: int, t: str, approve: bool
+    request: Request, session: SessionDep, entry_id: RowId, p: int, t: str, approve: bool
 ) -> HTMLResponse:
     # The signed token in the form is the authority: a forged cross-site POST would need a
     # token it cannot have, and the token works only for the member it was sent to.
@@ -241,7 +241,7 @@ def _decide(
 def held_decide(
     request: Request,
     session: SessionDep,
-    entry_id: int,
+    entry_id: RowId,
     decision: Literal["approve", "discard"],
     p: Annotated[int, Form()] = 0,
     t: Annotated[str, Form()] = "",
@@ -257,7 +257,9 @@ _BAD_ALIAS_LINK = (
 )
 
 
-def _alias(request: Request, session: SessionDep, alias_id: int, token: str) -> PersonAlias | None:
+def _alias(
+    request: Request, session: SessionDep, alias_id: RowId, token: str
+) -> PersonAlias | None:
     secret = request.app.state.settings.ensure_secret_key()
     try:
         granted = verify_link(token, CONFIRM_ALIAS_PURPOSE, utcnow(), secret)
@@ -267,7 +269,7 @@ def _alias(request: Request, session: SessionDep, alias_id: int, token: str) -> 
 
 
 @router.get("/aliases/{alias_id}/confirm", response_class=HTMLResponse)
-def alias_form(request: Request, session: SessionDep, alias_id: int, t: str = "") -> HTMLResponse:
+def alias_form(request: Request, session: SessionDep, alias_id: RowId, t: str = "") -> HTMLResponse:
     alias = _alias(request, session, alias_id, t)
     if alias is None:
         return bad_link(request, _BAD_ALIAS_LINK)
@@ -277,7 +279,7 @@ def alias_form(request: Request, session: SessionDep, alias_id: int, t: str = ""
 
 @router.post("/aliases/{alias_id}/confirm", response_class=HTMLResponse)
 def alias_confirm(
-    request: Request, session: SessionDep, alias_id: int, t: Annotated[str, Form()] = ""
+    request: Request, session: SessionDep, alias_id: RowId, t: Annotated[str, Form()] = ""
 ) -> HTMLResponse:
     alias = _alias(request, session, alias_id, t)
     if alias is None:

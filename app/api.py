@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from app import store
-from app.deps import SessionDep, SettingsDep, TokenDep
+from app.deps import RowId, SessionDep, SettingsDep, TokenDep
 from app.errors import NotFound
 from app.models import Team
 from app.schemas import (
+    ErrorOut,
     MemberOut,
     QuarantinedOut,
     SearchHitOut,
@@ -20,7 +21,16 @@ from app.schemas import (
 )
 from app.views import quarantined_out, search_out, thread_detail, thread_out
 
-router = APIRouter(prefix="/api", tags=["api"])
+# Documented for every operation, so clients (and the schema test) know each refusal.
+router = APIRouter(
+    prefix="/api",
+    tags=["api"],
+    responses={
+        401: {"model": ErrorOut, "description": "No token, or not a valid one."},
+        403: {"model": ErrorOut, "description": "The token's team or scope does not allow it."},
+        404: {"model": ErrorOut, "description": "Not found, or not visible to this token."},
+    },
+)
 
 
 def _team(session: SessionDep, token: TokenDep, slug: str) -> Team:
@@ -70,7 +80,7 @@ def list_threads(
 
 @router.get("/threads/{thread_id}", response_model=ThreadDetailOut)
 def get_thread(
-    session: SessionDep, settings: SettingsDep, token: TokenDep, thread_id: int
+    session: SessionDep, settings: SettingsDep, token: TokenDep, thread_id: RowId
 ) -> ThreadDetailOut:
     try:
         return thread_detail(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -16,6 +16,10 @@ from app.models import ApiToken, Person, utcnow
 from app.settings import Settings
 
 SESSION_COOKIE = "tidings_session"
+
+# A row id in a URL: out of this range the database driver would fail to bind it (a 500);
+# refused at the edge instead (404 on pages, 422 on the API).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def get_session(request: Request) -> Iterator[Session]:

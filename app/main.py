@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -57,6 +58,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(feed.router)
     app.include_router(account.router)
     app.add_exception_handler(web.SignInFirst, web.sign_in_first)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, web.not_understood)  # type: ignore[arg-type]
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

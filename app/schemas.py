@@ -84,3 +84,9 @@ class QuarantinedOut(BaseModel):
     message_id: str | None
     reason: str | None
     detail: str | None
+
+
+class ErrorOut(BaseModel):
+    """Every refusal the API gives: what went wrong and, where there is one, what to do."""
+
+    detail: str

@@ -12,11 +12,13 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from app import store
-from app.deps import SessionDep, SettingsDep, ViewerDep
+from app.deps import RowId, SessionDep, SettingsDep, ViewerDep
 from app.errors import NotFound
 from app.feed import feed_url
 from app.models import Person, Update
@@ -44,6 +46,25 @@ def _not_visible(request: Request, viewer: Person | None) -> Exception:
 
 def sign_in_first(request: Request, exc: SignInFirst) -> RedirectResponse:
     return RedirectResponse(sign_in_url(str(exc)), status_code=status.HTTP_303_SEE_OTHER)
+
+
+async def not_understood(request: Request, exc: RequestValidationError) -> Response:
+    """A request FastAPI could not read: the API answers in JSON (422, as its schema
+    says); a page answers with a page: 404 for an address that names no such thing (an
+    id out of range), 400 for a form it cannot use."""
+    if request.url.path.startswith("/api/"):
+        return await request_validation_exception_handler(request, exc)
+    in_path = any(error.get("loc", ("",))[0] == "path" for error in exc.errors())
+    response = page(
+        request,
+        "message.html",
+        heading="Nothing here" if in_path else "That did not work",
+        text="There is nothing at this address."
+        if in_path
+        else "The form was not filled in as this page expects; go back and try again.",
+    )
+    response.status_code = status.HTTP_404_NOT_FOUND if in_path else status.HTTP_400_BAD_REQUEST
+    return response
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -90,7 +111,11 @@ def team_page(
 
 @router.get("/threads/{thread_id}", response_class=HTMLResponse)
 def thread_page(
-    request: Request, session: SessionDep, settings: SettingsDep, viewer: ViewerDep, thread_id: int
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    viewer: ViewerDep,
+    thread_id: RowId,
 ) -> HTMLResponse:
     try:
         detail, images = thread_detail_and_images(
@@ -118,7 +143,7 @@ def reply_mailto(
     settings: Settings,
     member: Person,
     slug: str,
-    thread_id: int,
+    thread_id: RowId,
     title: str,
 ) -> str:
     """A `mailto:` link to the member's own signed reply address for the thread, with the
@@ -130,7 +155,7 @@ def reply_mailto(
 
 @router.get("/updates/{update_id}")
 def update_permalink(
-    request: Request, session: SessionDep, viewer: ViewerDep, update_id: int
+    request: Request, session: SessionDep, viewer: ViewerDep, update_id: RowId
 ) -> RedirectResponse:
     """One update's lasting address: digests link here, so a visitor who must sign in
     first comes back to the update itself (a #fragment would not survive the trip)."""
@@ -149,7 +174,7 @@ def update_permalink(
 
 @router.get("/members/{person_id}", response_class=HTMLResponse)
 def member_page(
-    request: Request, session: SessionDep, viewer: ViewerDep, person_id: int
+    request: Request, session: SessionDep, viewer: ViewerDep, person_id: RowId
 ) -> HTMLResponse:
     """A member's recent updates, in the teams the viewer may read."""
     person = session.get(Person, person_id)
@@ -177,7 +202,7 @@ def search_page(
 
 @router.get("/attachments/{attachment_id}")
 def attachment(
-    request: Request, session: SessionDep, viewer: ViewerDep, attachment_id: int
+    request: Request, session: SessionDep, viewer: ViewerDep, attachment_id: RowId
 ) -> Response:
     try:
         att = store.get_attachment(session, attachment_id, store.viewable_team_ids(session, viewer))

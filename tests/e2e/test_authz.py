@@ -153,6 +153,27 @@ FEED_LINKS = {"other": "feed_carol", "member": "feed_alice", "wrong": "fix_as_fe
 PUBLIC = same(ok())
 
 TABLE: list[Row] = [
+    # One's own settings: any signed-in person, about themselves only. First: a later
+    # row's unsubscribe link turns Alice's digests off, which the last test checks.
+    Row(
+        "GET",
+        "/settings",
+        "/settings",
+        out=SIGN_IN_FIRST,
+        other=ok("Your settings", "Carol"),
+        member=ok("Your settings", "Alice"),
+        wrong=SIGN_IN_FIRST,
+    ),
+    Row(
+        "POST",
+        "/settings",
+        "/settings",
+        out=SIGN_IN_FIRST,
+        other=ok("Saved."),
+        member=ok("Saved."),
+        wrong=SIGN_IN_FIRST,
+        form={"cadence": "daily", "hour": "9", "timezone": "UTC"},
+    ),
     # The archive ---------------------------------------------------------------------
     Row(
         "GET",
@@ -313,26 +334,6 @@ TABLE: list[Row] = [
         **same(to("/")),
         # Sessions of their own: signing out must not end the ones the other rows use.
         auth={"other": "spare_carol_cookie", "member": "spare_alice_cookie"},
-    ),
-    # One's own settings: any signed-in person, about themselves only ------------------
-    Row(
-        "GET",
-        "/settings",
-        "/settings",
-        out=SIGN_IN_FIRST,
-        other=ok("Your settings", "Carol"),
-        member=ok("Your settings", "Alice"),
-        wrong=SIGN_IN_FIRST,
-    ),
-    Row(
-        "POST",
-        "/settings",
-        "/settings",
-        out=SIGN_IN_FIRST,
-        other=ok("Saved."),
-        member=ok("Saved."),
-        wrong=SIGN_IN_FIRST,
-        form={"cadence": "daily", "hour": "9", "timezone": "UTC"},
     ),
     # Health and the API's documentation: public, and about no one's data --------------
     Row("GET", "/healthz", "/healthz", **PUBLIC),
