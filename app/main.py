@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import account, actions, api, feed, signin, web
+from app import account, actions, api, feed, metrics, signin, web
 from app.db import make_engine, schema_is_current
 from app.settings import Settings
 
@@ -75,6 +77,29 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         }
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    scrape = metrics.scrape_registry(app.state.engine)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics of this process (of every part, under `tidings serve`), and
+        the outbox depth and age read from the database now."""
+        body = await asyncio.to_thread(generate_latest, scrape)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def request_metrics(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        status = 500
+        try:
+            response: Response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            # The route's template (`/threads/{thread_id}`), never the path itself, so
+            # the labels stay few; anything no route matched is one label.
+            route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+            metrics.observe_http(route, request.method, status, time.perf_counter() - started)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]

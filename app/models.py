@@ -71,6 +71,9 @@ class Team(SQLModel, table=True):
     # Private teams' archives are seen only by signed-in members; public ones by anyone.
     public: bool = False
     created_at: datetime = _ts(nullable=False)
+    # An archived team takes no new posts (mail to it is refused with a reason) and asks
+    # no check-ins; its archive stays readable.
+    archived_at: datetime | None = _optional_ts()
 
     @property
     def checkin_questions(self) -> list[str]:
@@ -94,6 +97,10 @@ class Person(SQLModel, table=True):
     quiet_end: time = time(8, 0)
     last_digest_at: datetime | None = _optional_ts()
     created_at: datetime = _ts(nullable=False)
+    # Nothing is mailed to a paused member (an admin paused them, or their address kept
+    # bouncing); mail meant for them waits in the outbox as "held" until they resume.
+    mail_paused_at: datetime | None = _optional_ts()
+    mail_paused_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class PersonAlias(SQLModel, table=True):
@@ -105,6 +112,35 @@ class PersonAlias(SQLModel, table=True):
     email: str = Field(unique=True, max_length=320)
     created_at: datetime = _ts(nullable=False)
     confirmed_at: datetime | None = _optional_ts()
+
+
+class FormerTeamSlug(SQLModel, table=True):
+    """A slug a team had before it was renamed. Mail to it, and reply addresses in mail
+    sent before the rename (they carry the slug), still reach the team; no other team may
+    take it while old mail may still be answered."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, max_length=64)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    retired_at: datetime = _ts(nullable=False)
+
+
+class Bounce(SQLModel, table=True):
+    """A failed delivery reported for mail to a member: a DSN or another bounce that came
+    back to their VERP return path. Hard bounces in a window pause the member's mail."""
+
+    __table_args__ = (Index("ix_bounce_person_id_received_at", "person_id", "received_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id")
+    # One record per returned message, however often it is processed.
+    inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id", unique=True)
+    received_at: datetime = _ts(nullable=False)
+    hard: bool
+    status: str = Field(default="", max_length=16)  # RFC 3463, e.g. 5.1.1; "" if none given
+    diagnostic: str = Field(default="", sa_column=Column(Text, nullable=False))
+    address: str = Field(default="", max_length=320)  # the failed recipient it names
+    # Set when the member's mail is resumed: cleared bounces no longer count.
+    cleared_at: datetime | None = _optional_ts()
 
 
 class Membership(SQLModel, table=True):
@@ -215,7 +251,8 @@ class OutboundMessage(SQLModel, table=True):
     subject: str
     message_id: str = Field(index=True)
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    # pending -> sending (claimed by one worker) -> sent | failed
+    # pending -> sending (claimed by one worker) -> sent | failed; held: for a member whose
+    # mail is paused (never claimed; resuming cancels it, moving a digest's cursors back)
     status: str = Field(default="pending", index=True, max_length=16)
     claimed_at: datetime | None = _optional_ts()
     attempts: int = 0

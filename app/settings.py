@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"
@@ -28,6 +29,15 @@ class Settings(BaseSettings):
     outbound_url: str = Field("", description="maildir:PATH (default data_dir/outbox), smtp://h:p")
     secret_key: str = Field("", description="Signs tokens; generated into data_dir when unset.")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text (readable lines) or json (one JSON object a line)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Where TIDINGS_METRICS_PORT binds.")
+    metrics_port: int = Field(
+        0,
+        description="Serve /metrics on this port too (for `tidings smtp` and `tidings"
+        " worker`, which have no web app); 0: off. The web app always has /metrics.",
+    )
     max_message_mb: int = Field(
         25, description="Largest message the listener takes (SIZE); bigger gets 552 5.3.4."
     )
@@ -42,6 +52,9 @@ class Settings(BaseSettings):
         description="Comma-separated client addresses never limited (the MTA in front).",
     )
     worker_poll_seconds: float = Field(5.0, description="How often the worker looks for work.")
+    bounce_pause_after: int = Field(
+        3, description="Hard bounces within 14 days that pause a member's mail; 0: never."
+    )
     trusted_authserv_ids: str = Field(
         "",
         description="Comma-separated authserv-ids (your MTA's host name) whose"
@@ -60,6 +73,11 @@ class Settings(BaseSettings):
     templates_dir: Path = Field(
         Path(__file__).resolve().parent.parent / "templates", description="Jinja2 templates."
     )
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.expanduser().resolve()

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import func, insert
+from sqlalchemy import delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -26,6 +26,8 @@ from app.errors import NotFound, TidingsError
 from app.models import (
     ApiToken,
     Attachment,
+    Bounce,
+    FormerTeamSlug,
     InboundMessage,
     Membership,
     MessageRef,
@@ -64,7 +66,7 @@ CADENCES = ("daily", "weekly", "immediate", "off")
 # Teams ---------------------------------------------------------------------------------
 
 
-def create_team(session: Session, slug: str, name: str, public: bool = False) -> Team:
+def _valid_slug(slug: str) -> str:
     slug = slug.strip().lower()
     if not SLUG_RE.match(slug) or slug in RESERVED_SLUGS:
         raise TidingsError(
@@ -72,9 +74,100 @@ def create_team(session: Session, slug: str, name: str, public: bool = False) ->
             "Use lower-case letters, digits and hyphens (it becomes the address SLUG@domain),"
             f" and none of: {', '.join(sorted(RESERVED_SLUGS))}.",
         )
+    return slug
+
+
+def _former_slug(session: Session, slug: str) -> FormerTeamSlug | None:
+    return session.exec(select(FormerTeamSlug).where(FormerTeamSlug.slug == slug)).first()
+
+
+def _refuse_former_slug(session: Session, former: FormerTeamSlug) -> None:
+    owner = session.get(Team, former.team_id)
+    raise TidingsError(
+        f"'{former.slug}' was the slug of team {owner.slug if owner else '?'} until"
+        f" {former.retired_at:%Y-%m-%d}: mail to {former.slug}@ and reply addresses in older"
+        " mail still reach that team.",
+        "Choose another slug.",
+    )
+
+
+def create_team(session: Session, slug: str, name: str, public: bool = False) -> Team:
+    slug = _valid_slug(slug)
     if session.exec(select(Team).where(Team.slug == slug)).first():
         raise TidingsError(f"Team '{slug}' already exists.", "See it with `tidings team list`.")
+    former = _former_slug(session, slug)
+    if former is not None:
+        _refuse_former_slug(session, former)
     team = Team(slug=slug, name=name.strip() or slug, public=public)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def rename_team(
+    session: Session, slug: str, new_slug: str | None = None, name: str | None = None
+) -> tuple[Team, str]:
+    """Give a team a new slug, a new display name, or both; returns (team, old slug).
+
+    The old slug is kept as a former slug of the team: its address and the reply
+    addresses in mail sent before (they carry the slug) keep reaching the team, and no
+    other team can take it. Renaming back to a former slug takes it back."""
+    team = get_team(session, slug)
+    old = team.slug
+    if new_slug is None and name is None:
+        raise TidingsError(
+            "Nothing to rename.",
+            f"Give a new slug, a new --name, or both: tidings team rename {old} NEW --name NAME",
+        )
+    if name is not None:
+        if not name.strip():
+            raise TidingsError("The team's name cannot be empty.", "Give the name to show.")
+        team.name = name.strip()
+    if new_slug is not None and _valid_slug(new_slug) != old:
+        new = _valid_slug(new_slug)
+        if session.exec(select(Team).where(Team.slug == new)).first():
+            raise TidingsError(
+                f"Team '{new}' already exists.", "Choose another slug, or see `tidings team list`."
+            )
+        former = _former_slug(session, new)
+        if former is not None and former.team_id != team.id:
+            _refuse_former_slug(session, former)
+        if former is not None:
+            session.delete(former)  # taking its old slug back
+            session.flush()
+        session.add(FormerTeamSlug(slug=old, team_id=team.id))  # type: ignore[arg-type]
+        team.slug = new
+    session.add(team)
+    session.flush()
+    return team, old
+
+
+def archived_notice(team: Team) -> str:
+    """Why mail to an archived team is refused, for the sender's bounce."""
+    day = f" on {team.archived_at:%Y-%m-%d}" if team.archived_at else ""
+    return (
+        f"the team {team.slug} was archived{day} and takes no new posts; its archive stays"
+        " readable. Ask a team admin if it should be reopened"
+    )
+
+
+def former_slugs(session: Session, team_id: int) -> list[str]:
+    query = (
+        select(FormerTeamSlug.slug)
+        .where(FormerTeamSlug.team_id == team_id)
+        .order_by(FormerTeamSlug.retired_at)  # type: ignore[arg-type]
+    )
+    return list(session.exec(query))
+
+
+def archive_team(session: Session, slug: str, archived: bool = True) -> Team:
+    """Archive a team (no new posts, no check-ins; the archive stays readable), or with
+    `archived=False` open it again."""
+    team = get_team(session, slug)
+    if archived and team.archived_at is None:
+        team.archived_at = utcnow()
+    elif not archived:
+        team.archived_at = None
     session.add(team)
     session.flush()
     return team
@@ -115,7 +208,12 @@ def set_checkin(
 
 
 def scheduled_checkin_teams(session: Session) -> list[Team]:
-    return list(session.exec(select(Team).where(Team.checkin_hour.is_not(None))))  # type: ignore[union-attr]
+    """Teams with a weekday check-in hour; archived teams ask nothing."""
+    query = select(Team).where(
+        Team.checkin_hour.is_not(None),  # type: ignore[union-attr]
+        Team.archived_at.is_(None),  # type: ignore[union-attr]
+    )
+    return list(session.exec(query))
 
 
 def memberships_of(session: Session, team_id: int) -> list[tuple[Person, Membership]]:
@@ -142,7 +240,16 @@ def last_checkin_prompts(session: Session, team_id: int) -> dict[int, datetime]:
 
 
 def get_team(session: Session, slug: str) -> Team:
+    """The team with this slug, or the one that had it before a rename (so its old
+    address and older reply addresses still reach it)."""
     team = session.exec(select(Team).where(Team.slug == slug.lower())).first()
+    if team is None:
+        query = (
+            select(Team)
+            .join(FormerTeamSlug, FormerTeamSlug.team_id == Team.id)
+            .where(FormerTeamSlug.slug == slug.lower())
+        )
+        team = session.exec(query).first()
     if team is None:
         raise NotFound(
             f"No team '{slug}'.",
@@ -192,7 +299,7 @@ def add_member(
 ) -> Person:
     """Add a person to a team, creating the person or updating their name and settings."""
     team = get_team(session, slug)
-    email = _check_address(email)
+    email = check_address(email)
     if cadence not in CADENCES:
         raise TidingsError(
             f"Unknown digest cadence '{cadence}'.", f"Use one of {', '.join(CADENCES)}."
@@ -271,12 +378,7 @@ def _parse_away(text: str) -> tuple[date | None, date | None]:
 
 def change_member_settings(session: Session, email: str, changes: MemberSettings) -> Person:
     """Apply `changes` to the person with this address, checking each value first."""
-    person = find_person(session, email)
-    if person is None:
-        raise NotFound(
-            f"No member with the address {normalise_email(email)}.",
-            "See the members with `tidings member list TEAM`.",
-        )
+    person = _member(session, email)
     if changes.cadence is not None:
         if changes.cadence not in CADENCES:
             raise TidingsError(
@@ -313,6 +415,187 @@ def stop_digests(session: Session, person_id: int) -> Person:
     session.add(person)
     session.flush()
     return person
+
+
+# Paused mail and bounces -----------------------------------------------------------------
+
+BOUNCE_WINDOW = timedelta(days=14)  # hard bounces within it count towards a pause
+# Mail a member asks for themselves, at the moment they need it, goes out even while
+# their mail is paused: without a sign-in link they could not read the archive's banner
+# saying why nothing else arrives.
+PAUSE_EXEMPT_KINDS = frozenset({"signin"})
+HELD = "held"  # outbox status of mail for a paused member: never claimed, never sent
+
+
+def _member(session: Session, email: str) -> Person:
+    person = find_person(session, email)
+    if person is None:
+        raise NotFound(
+            f"No member with the address {normalise_email(email)}.",
+            "See the members with `tidings member list TEAM`.",
+        )
+    return person
+
+
+def pause_mail(
+    session: Session, email: str | Person, reason: str, now: datetime | None = None
+) -> Person:
+    """Send nothing more to this member: mail already queued for them, and any queued
+    later, is held in the outbox until `resume_mail`. Pausing twice keeps the first
+    reason."""
+    person = email if isinstance(email, Person) else _member(session, email)
+    if person.mail_paused_at is not None:
+        return person
+    now = now or utcnow()
+    person.mail_paused_at = now
+    person.mail_paused_reason = reason.strip() or "paused by an admin"
+    session.add(person)
+    session.execute(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.person_id == person.id,  # type: ignore[arg-type]
+            OutboundMessage.status == "pending",  # type: ignore[arg-type]
+            OutboundMessage.kind.not_in(PAUSE_EXEMPT_KINDS),  # type: ignore[attr-defined]
+        )
+        .values(status=HELD, last_error=_held_note(person))
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    return person
+
+
+def _held_note(person: Person) -> str:
+    return f"Held: mail to {person.email} is paused ({person.mail_paused_reason})."[:500]
+
+
+@dataclass(frozen=True)
+class Resumed:
+    person: Person
+    was_paused: bool
+    cancelled: int  # held outbox rows cancelled (a digest's updates come in the next one)
+    cleared: int  # bounces that no longer count towards a pause
+
+
+def resume_mail(session: Session, email: str) -> Resumed:
+    """Mail the member again. What was held for them is cancelled rather than sent in a
+    heap: held digests move their cursors back, so the next digest covers all their
+    updates; stale prompts and notices are dropped (they stay in the outbox as failed).
+    Their bounces so far stop counting towards the next pause."""
+    person = _member(session, email)
+    was_paused = person.mail_paused_at is not None
+    person.mail_paused_at = None
+    person.mail_paused_reason = None
+    session.add(person)
+    held = list(
+        session.exec(
+            select(OutboundMessage)
+            .where(OutboundMessage.person_id == person.id, OutboundMessage.status == HELD)
+            .order_by(OutboundMessage.id.desc())  # type: ignore[union-attr]
+        )
+    )
+    for row in held:  # newest first: each digest's cursors go back to where it found them
+        if row.plan is not None:
+            for membership_id, (before, after) in DigestPlan.from_json(row.plan).cursors.items():
+                session.execute(
+                    update(Membership)
+                    .where(Membership.id == membership_id, Membership.digest_cursor == after)  # type: ignore[arg-type]
+                    .values(digest_cursor=before)
+                    .execution_options(synchronize_session=False)
+                )
+        row.status = "failed"
+        row.last_error = "Not sent: held while the member's mail was paused, cancelled on resume."
+        # Frees the key and the Message-ID, as a failed send does: the same prompt or
+        # digest may be planned again (a reply can only quote a message that arrived).
+        row.idempotency_key = f"{row.idempotency_key[:180]}:failed:{row.id}"
+        session.add(row)
+        session.execute(delete(MessageRef).where(MessageRef.message_id == row.message_id))  # type: ignore[arg-type]
+    cleared = session.execute(
+        update(Bounce)
+        .where(Bounce.person_id == person.id, Bounce.cleared_at.is_(None))  # type: ignore[arg-type,union-attr]
+        .values(cleared_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    session.flush()
+    return Resumed(person, was_paused, len(held), cleared or 0)
+
+
+def paused_members(session: Session, team_id: int) -> list[Person]:
+    query = (
+        select(Person)
+        .join(Membership, Membership.person_id == Person.id)
+        .where(Membership.team_id == team_id, Person.mail_paused_at.is_not(None))  # type: ignore[union-attr]
+        .order_by(Person.email)
+    )
+    return list(session.exec(query))
+
+
+def record_bounce(
+    session: Session,
+    person: Person,
+    *,
+    hard: bool,
+    status: str,
+    diagnostic: str,
+    address: str = "",
+    inbound_id: int | None = None,
+    pause_after: int = 3,
+    now: datetime | None = None,
+) -> tuple[Bounce, bool]:
+    """Record a bounce against a member; (the bounce, whether it paused their mail now).
+
+    `pause_after` hard bounces within BOUNCE_WINDOW (not cleared by a resume) pause the
+    member's mail; 0 never does. A returned message processed again (released from the
+    quarantine) is recorded once."""
+    if inbound_id is not None:
+        known = session.exec(select(Bounce).where(Bounce.inbound_id == inbound_id)).first()
+        if known is not None:
+            return known, False
+    now = now or utcnow()
+    bounce = Bounce(
+        person_id=person.id,  # type: ignore[arg-type]
+        inbound_id=inbound_id,
+        received_at=now,
+        hard=hard,
+        status=status[:16],
+        diagnostic=diagnostic,
+        address=address[:320],
+    )
+    session.add(bounce)
+    session.flush()
+    if not hard or pause_after <= 0 or person.mail_paused_at is not None:
+        return bounce, False
+    count = hard_bounce_count(session, person.id, now)  # type: ignore[arg-type]
+    if count < pause_after:
+        return bounce, False
+    said = " ".join(part for part in (status, diagnostic) if part) or "no details given"
+    reason = f"{count} hard bounces in {BOUNCE_WINDOW.days} days; the last: {said[:300]}"
+    pause_mail(session, person, reason, now)
+    return bounce, True
+
+
+def hard_bounce_count(session: Session, person_id: int, now: datetime) -> int:
+    """Hard bounces within BOUNCE_WINDOW before `now` that a resume has not cleared."""
+    query = (
+        select(func.count())
+        .select_from(Bounce)
+        .where(
+            Bounce.person_id == person_id,
+            Bounce.hard,
+            Bounce.received_at >= now - BOUNCE_WINDOW,
+            Bounce.cleared_at.is_(None),  # type: ignore[union-attr]
+        )
+    )
+    return int(session.exec(query).one())
+
+
+def bounces_of(session: Session, person_id: int, limit: int = 50) -> list[Bounce]:
+    query = (
+        select(Bounce)
+        .where(Bounce.person_id == person_id)
+        .order_by(Bounce.received_at.desc(), Bounce.id.desc())  # type: ignore[attr-defined,union-attr]
+        .limit(limit)
+    )
+    return list(session.exec(query))
 
 
 def find_person(session: Session, email: str) -> Person | None:
@@ -355,7 +638,7 @@ _ADDRESS = re.compile(
 )
 
 
-def _check_address(address: str) -> str:
+def check_address(address: str) -> str:
     address = normalise_email(address)
     if not _ADDRESS.fullmatch(address):
         raise TidingsError(f"'{address}' is not an email address.", "Give it as name@example.com.")
@@ -372,7 +655,7 @@ def add_alias(session: Session, member_email: str, alias: str) -> PersonAlias:
             f"No member with the address {normalise_email(member_email)}.",
             "Give the member's main address, as `tidings member list TEAM` shows it.",
         )
-    alias = _check_address(alias)
+    alias = check_address(alias)
     owner = find_person(session, alias)
     if owner is not None and owner.id != person.id:
         raise TidingsError(
@@ -832,14 +1115,76 @@ def claim_pending_inbound(
     return list(session.exec(query))
 
 
-def quarantined(session: Session, limit: int = 100) -> list[InboundMessage]:
+def inbound_outcome(session: Session, entry_id: int) -> tuple[str, str | None] | None:
+    """A journal entry's status and reason, without its raw bytes (for metrics)."""
+    query = select(InboundMessage.status, InboundMessage.reason).where(
+        InboundMessage.id == entry_id
+    )
+    row = session.exec(query).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def quarantined(
+    session: Session, limit: int = 100, status: str = "quarantined"
+) -> list[InboundMessage]:
+    """Journal entries kept but not posted (or, with status="discarded", set aside)."""
     query = (
         select(InboundMessage)
-        .where(InboundMessage.status == "quarantined")
+        .where(InboundMessage.status == status)
         .order_by(InboundMessage.id.desc())  # type: ignore[union-attr]
         .limit(limit)
     )
     return list(session.exec(query))
+
+
+def journal_entry(session: Session, entry_id: int) -> InboundMessage:
+    entry = session.get(InboundMessage, entry_id)
+    if entry is None:
+        raise NotFound(f"No message #{entry_id} in the journal.", "See `tidings quarantine list`.")
+    return entry
+
+
+def release_quarantined(session: Session, entry_id: int) -> InboundMessage:
+    """Put a quarantined (or discarded) message back in the journal as pending, so that
+    processing runs on it again; the caller commits, then processes it."""
+    entry = journal_entry(session, entry_id)
+    if entry.status not in ("quarantined", "discarded"):
+        raise TidingsError(
+            f"Message #{entry_id} is not in the quarantine (it is {entry.status}).",
+            "Only quarantined or discarded messages can be released; see"
+            " `tidings quarantine list`.",
+        )
+    entry.status, entry.reason, entry.detail, entry.processed_at = "pending", None, None, None
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def discard_quarantined(session: Session, entry_id: int) -> InboundMessage:
+    """Set a quarantined message aside for good. Nothing is deleted: the raw message, its
+    reason and detail stay in the journal (`tidings quarantine list --discarded`)."""
+    entry = journal_entry(session, entry_id)
+    if entry.status != "quarantined":
+        raise TidingsError(
+            f"Message #{entry_id} is not in the quarantine (it is {entry.status}).",
+            "See the quarantine with `tidings quarantine list`.",
+        )
+    entry.status, entry.processed_at = "discarded", utcnow()
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def posted_from(session: Session, entry_id: int) -> list[tuple[Update, Thread, Team]]:
+    """The updates a journal entry became, with their threads and teams."""
+    query = (
+        select(Update, Thread, Team)
+        .join(Thread, Thread.id == Update.thread_id)
+        .join(Team, Team.id == Update.team_id)
+        .where(Update.inbound_id == entry_id)
+        .order_by(Update.id)  # type: ignore[arg-type]
+    )
+    return [(u, th, te) for u, th, te in session.exec(query).all()]
 
 
 # The outbox ------------------------------------------------------------------------------
@@ -859,6 +1204,7 @@ def enqueue_mail(
     `person`, or to `recipient` for someone who is not one (an alias, a stranger).
 
     `idempotency_key` is unique: queueing the same message twice raises IntegrityError.
+    Mail for a member whose mail is paused is queued as held: it is never sent.
     """
     outbound = OutboundMessage(
         kind=kind,
@@ -871,6 +1217,8 @@ def enqueue_mail(
         # The planner's clock, when it has one: schedules compare against it.
         created_at=created_at or utcnow(),
     )
+    if person is not None and person.mail_paused_at is not None and kind not in PAUSE_EXEMPT_KINDS:
+        outbound.status, outbound.last_error = HELD, _held_note(person)
     session.add(outbound)
     session.flush()
     return outbound
@@ -880,12 +1228,27 @@ def enqueue_digests(session: Session, digests: Sequence[dict[str, Any]]) -> None
     """Put planned digests in the outbox in one statement: their plans now, their
     messages when they are sent (so `raw` stays empty). Each gives `person_id`,
     `recipient`, `idempotency_key`, `subject`, `message_id`, `plan` (JSON) and
-    `created_at`; a repeated idempotency key raises IntegrityError."""
+    `created_at`; a repeated idempotency key raises IntegrityError. Digests of members
+    whose mail is paused are held (see `resume_mail`)."""
     if digests:
+        ids = [d["person_id"] for d in digests]
+        paused = {
+            p.id: _held_note(p)
+            for p in session.exec(
+                select(Person).where(Person.id.in_(ids), Person.mail_paused_at.is_not(None))  # type: ignore[union-attr]
+            )
+        }
         session.connection().execute(
             insert(OutboundMessage.__table__),  # type: ignore[arg-type]
             [
-                {**d, "kind": "digest", "raw": b"", "status": "pending", "attempts": 0}
+                {
+                    **d,
+                    "kind": "digest",
+                    "raw": b"",
+                    "status": HELD if d["person_id"] in paused else "pending",
+                    "last_error": paused.get(d["person_id"]),
+                    "attempts": 0,
+                }
                 for d in digests
             ],
         )
@@ -908,9 +1271,85 @@ def digest_threads(session: Session, message_id: str, person_id: int) -> list[Th
     return sorted(session.exec(threads).all(), key=lambda t: t.id or 0)
 
 
+def resend_latest_digest(session: Session, email: str, now: datetime) -> OutboundMessage:
+    """Queue the member's latest digest again as a new outbox row with the same plan (so
+    the same content). It moves no cursors, and its failure moves none back."""
+    person = _member(session, email)
+    if person.mail_paused_at is not None:
+        raise TidingsError(
+            f"Mail to {person.email} is paused ({person.mail_paused_reason}).",
+            f"Resume it first: tidings member resume {person.email}",
+        )
+    latest = session.exec(
+        select(OutboundMessage)
+        .where(
+            OutboundMessage.person_id == person.id,
+            OutboundMessage.kind == "digest",
+            OutboundMessage.plan.is_not(None),  # type: ignore[union-attr]
+        )
+        .order_by(OutboundMessage.id.desc())  # type: ignore[union-attr]
+    ).first()
+    if latest is None:
+        raise NotFound(
+            f"{person.email} has not had a digest yet.",
+            "Send digests to everyone with something new: tidings digest run --now",
+        )
+    if latest.status in ("pending", "sending"):
+        raise TidingsError(
+            f"{person.email}'s latest digest (outbox #{latest.id}) has not gone out yet.",
+            "The worker sends it shortly (or run `tidings digest run`); resend it after.",
+        )
+    plan = DigestPlan.from_json(latest.plan)  # type: ignore[arg-type]
+    plan = DigestPlan(plan.updates, plan.blockers, plan.for_you, {}, plan.reader, plan.timezone)
+    key = f"digest-resend:{latest.id}:{secrets.token_hex(6)}"
+    domain = latest.message_id.strip().strip("<>").rpartition("@")[2]
+    message_id = f"<{hashlib.sha256(key.encode()).hexdigest()[:24]}.digest@{domain}>"
+    row = OutboundMessage(
+        kind="digest",
+        idempotency_key=key,
+        person_id=person.id,
+        recipient=person.email,
+        subject=latest.subject,
+        message_id=message_id,
+        raw=latest.raw,  # empty for a planned digest: rendered from the plan when sent
+        plan=plan.to_json(),
+        created_at=now,
+    )
+    session.add(row)
+    # A reply keeping only In-Reply-To finds the thread the original's would have.
+    refs = session.exec(select(MessageRef).where(MessageRef.message_id == latest.message_id))
+    for ref in list(refs):
+        session.add(
+            MessageRef(
+                message_id=message_id,
+                team_id=ref.team_id,
+                thread_id=ref.thread_id,
+                person_id=ref.person_id,
+            )
+        )
+    session.flush()
+    return row
+
+
 def outbox_key_exists(session: Session, idempotency_key: str) -> bool:
     query = select(OutboundMessage.id).where(OutboundMessage.idempotency_key == idempotency_key)
     return session.exec(query).first() is not None
+
+
+def outbox_backlog(session: Session) -> tuple[dict[str, int], datetime | None]:
+    """Rows not sent yet, by status (pending, sending), and when the oldest was queued
+    (for the outbox depth and age metrics in app/metrics.py)."""
+    query = (
+        select(OutboundMessage.status, func.count(), func.min(OutboundMessage.created_at))
+        .where(OutboundMessage.status.in_(("pending", "sending")))  # type: ignore[attr-defined]
+        .group_by(OutboundMessage.status)
+    )
+    depth, oldest = {"pending": 0, "sending": 0}, None
+    for status, count, first in session.exec(query):
+        depth[status] = count
+        if first is not None and (oldest is None or first < oldest):
+            oldest = first
+    return depth, oldest
 
 
 # API tokens ----------------------------------------------------------------------------

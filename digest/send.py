@@ -39,6 +39,7 @@ import aiosmtplib
 from sqlalchemy import ColumnElement, Engine, case, delete, literal, or_, update
 from sqlmodel import Session, select
 
+from app import metrics
 from app.db import session_scope
 from app.digest_plan import DigestPlan
 from app.errors import TidingsError
@@ -411,10 +412,12 @@ async def deliver_pending(
                     error, permanent, relay_down = str(exc), False, True
             status = await asyncio.to_thread(_finish, engine, row, error, permanent)
             if error is None:
+                metrics.OUTBOX_SENT.labels(row.kind).inc()
                 report.sent += 1
                 continue
             report.failed += 1
             if status == "pending":
+                metrics.OUTBOX_RETRIED.labels(row.kind).inc()
                 log.warning(
                     "sending outbox row %s to %s failed (attempt %s), retrying after %s: %s",
                     row.id,
@@ -424,6 +427,7 @@ async def deliver_pending(
                     error,
                 )
             else:
+                metrics.OUTBOX_FAILED.labels(row.kind).inc()
                 log.warning("outbox row %s to %s failed for good: %s", row.id, row.recipient, error)
             if relay_down:
                 break

@@ -13,15 +13,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import AnyStr
+from typing import AnyStr, NamedTuple
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine
 from sqlmodel import Session as DbSession
 
-from app import store
+from app import metrics, store
 from app.db import session_scope
 from app.errors import NotFound
+from app.logs import journal_context
 from app.settings import Settings
 from app.tokens import parse_recipient
 from smtp.classify import classify_message
@@ -36,6 +37,14 @@ MAX_LINE_BYTES = 64 * 1024
 MAX_RECIPIENTS = 50  # a reply goes to one or two team addresses; more looks like abuse
 COMMAND_TIMEOUT_SECONDS = 120
 OK_RCPT = "250 2.1.5 Recipient OK"
+
+
+class Refused(NamedTuple):
+    """An SMTP refusal: a short reason code (the `reason` label of
+    tidings_messages_rejected_total) and the reply line the client sees."""
+
+    reason: str
+    line: str
 
 
 class TidingsHandler:
@@ -68,6 +77,7 @@ class TidingsHandler:
     ) -> str:
         peer = str(session.peer[0]) if session.peer else ""
         if not self.limits.allow_message(peer, time.monotonic()):
+            metrics.message_rejected("rate-limited")
             return (
                 "421 4.7.0 Too many messages from your address in the last minute;"
                 " try again in a minute"
@@ -85,28 +95,36 @@ class TidingsHandler:
         rcpt_options: list[str],
     ) -> str:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            metrics.message_rejected("too-many-recipients")
             return f"452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS} a message)"
         refusal = await asyncio.to_thread(self.check_recipient, address)
         if refusal:
-            return refusal
+            metrics.message_rejected(refusal.reason)
+            return refusal.line
         envelope.rcpt_tos.append(address)
         return OK_RCPT
 
-    def check_recipient(self, address: str) -> str | None:
-        """The 550 line for an address we do not take mail for, or None."""
+    def check_recipient(self, address: str) -> Refused | None:
+        """Why, and the 550 line, for an address we do not take mail for; or None."""
         recipient = parse_recipient(address, self.domain)
         if recipient is None:
-            return f"550 5.7.1 <{address}>: relaying denied; this server only takes team mail"
+            return Refused(
+                "relaying-denied",
+                f"550 5.7.1 <{address}>: relaying denied; this server only takes team mail",
+            )
         if recipient.team_slug == store.UNSUBSCRIBE_LOCAL_PART:
             if unsubscriber(recipient.token or "", self.secret) is None:
-                return (
+                return Refused(
+                    "bad-unsubscribe-address",
                     f"550 5.1.1 <{address}>: this unsubscribe address is not valid or has"
-                    " expired; use the link in a recent digest"
+                    " expired; use the link in a recent digest",
                 )
             return None
         if recipient.team_slug == store.BOUNCE_LOCAL_PART:
             if returned_for(recipient.token or "", self.secret) is None:
-                return f"550 5.1.1 <{address}>: not a return path of this server"
+                return Refused(
+                    "bad-return-path", f"550 5.1.1 <{address}>: not a return path of this server"
+                )
             return None
         if recipient.team_slug == store.DIGEST_LOCAL_PART and recipient.token is None:
             return None  # kept, and answered with how to reply to one item
@@ -114,14 +132,17 @@ class TidingsHandler:
             try:
                 team = store.get_team(db, recipient.team_slug)
             except NotFound:
-                return f"550 5.1.1 <{address}>: no such team"
+                return Refused("no-such-team", f"550 5.1.1 <{address}>: no such team")
+            if team.archived_at is not None:
+                notice = store.archived_notice(team)
+                return Refused("team-archived", f"550 5.2.1 <{address}>: {notice}")
             if recipient.token is None:
                 return None
             checked = check_reply_token(
                 db, team, recipient.token, self.secret, self.settings.team_address(team.slug)
             )
         if isinstance(checked, Refusal):
-            return f"550 5.1.1 <{address}>: {checked.detail}"
+            return Refused(checked.reason, f"550 5.1.1 <{address}>: {checked.detail}")
         return None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -129,15 +150,19 @@ class TidingsHandler:
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         peer = str(session.peer[0]) if session.peer else ""
+        metrics.MESSAGES_RECEIVED.inc()
         result = await asyncio.to_thread(self.accept, raw, envelope, peer)
-        if isinstance(result, str):
-            return result
+        if isinstance(result, Refused):
+            metrics.message_rejected(result.reason)
+            log.info("refused a message from %s: %s", peer, result.reason)
+            return result.line
+        metrics.MESSAGES_ACCEPTED.inc()
         if self.on_journaled is not None:
             self.on_journaled(result)
         return f"250 2.0.0 Message accepted as {result}"
 
-    def accept(self, raw: bytes, envelope: Envelope, peer: str) -> int | str:
-        """Journal the message and return its id, or the 550 line refusing it."""
+    def accept(self, raw: bytes, envelope: Envelope, peer: str) -> int | Refused:
+        """Journal the message and return its id, or why and the 550 line refusing it."""
         headers = header_message(raw)
         sender = sender_address(headers)
         automatic = not envelope.mail_from or classify_message(headers).kind != "human"
@@ -157,14 +182,16 @@ class TidingsHandler:
                 message_id=message_id_of(headers),
             )
             entry_id = entry.id
-        log.info("journaled message %s from %s", entry_id, peer)
+        with journal_context(entry_id):
+            log.info("journaled message %s from %s (%d bytes)", entry_id, peer, len(raw))
         return entry_id  # type: ignore[return-value]
 
-    def _check_sender(self, db: DbSession, sender: str, rcpt_tos: list[str]) -> str | None:
+    def _check_sender(self, db: DbSession, sender: str, rcpt_tos: list[str]) -> Refused | None:
         if not sender:
-            return (
+            return Refused(
+                "no-from-address",
                 "550 5.7.1 This message has no From address Tidings can read; send it"
-                " from the address you are a team member with"
+                " from the address you are a team member with",
             )
         person = store.find_person(db, sender)
         for rcpt in rcpt_tos:
@@ -175,9 +202,10 @@ class TidingsHandler:
                 continue
             team = store.get_team(db, recipient.team_slug)
             if person is None or not store.is_member(db, team.id, person.id):  # type: ignore[arg-type]
-                return (
+                return Refused(
+                    "not-a-member",
                     f"550 5.7.1 {sender} is not a member of {team.slug}; ask a team admin to"
-                    " add you, then send again"
+                    " add you, then send again",
                 )
         return None
 
@@ -195,6 +223,7 @@ class TidingsSMTP(SMTP):
             ip = str(peer[0]) if peer else ""
             limits: ClientLimits = self.event_handler.limits
             if not limits.open_session(ip):
+                metrics.message_rejected("too-many-connections")
                 self._refused = True
                 transport.write(  # type: ignore[attr-defined]
                     b"421 4.7.0 Too many connections from your address; try again in a few"
@@ -217,6 +246,7 @@ class TidingsSMTP(SMTP):
         """aiosmtpd's own size refusals, with the enhanced code (RFC 3463 5.3.4) and a
         sentence a sender's bounce can show them."""
         if isinstance(status, str) and status in _SIZE_REFUSALS:
+            metrics.message_rejected("too-big")
             limit = (self.data_size_limit or 0) // (1024 * 1024)
             status = (
                 f"552 5.3.4 Message too big: this server takes up to {limit} MB;"

@@ -22,6 +22,7 @@ from sqlmodel import Session
 from app import store
 from app.db import session_scope
 from app.errors import NotFound
+from app.metrics import observe_processing  # issue #9: journal id in logs, metrics
 from app.models import InboundMessage, Person, Team, Thread, Update, utcnow
 from app.render import render_email
 from app.settings import Settings
@@ -363,6 +364,7 @@ def process_entry(session: Session, entry: InboundMessage, settings: Settings) -
         _finish(session, entry, "quarantined", first.reason, detail)
 
 
+@observe_processing  # issue #9: journal id on its log lines; outcome and time counted
 def process_journal_entry(engine: Engine, entry_id: int, settings: Settings) -> str:
     """Process one entry in its own transaction; returns the entry's final status.
 

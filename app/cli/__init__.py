@@ -6,14 +6,16 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from app import store
+from app import logs, store
 from app.db import make_engine, schema_is_current, session_scope, upgrade
 from app.errors import TidingsError
 from app.models import utcnow
@@ -35,12 +37,17 @@ cli = typer.Typer(
     rich_markup_mode=None,
 )
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
-team_cli = typer.Typer(help="Create and list teams.", no_args_is_help=True)
-member_cli = typer.Typer(help="Add, remove and list team members.", no_args_is_help=True)
+team_cli = typer.Typer(help="Create, rename, archive and list teams.", no_args_is_help=True)
+member_cli = typer.Typer(
+    help="Add, import, change, pause and list team members.", no_args_is_help=True
+)
 checkin_cli = typer.Typer(help="Check-in questions.", no_args_is_help=True)
 digest_cli = typer.Typer(help="Digests.", no_args_is_help=True)
 token_cli = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
-quarantine_cli = typer.Typer(help="Mail that was kept but not posted.", no_args_is_help=True)
+quarantine_cli = typer.Typer(
+    help="Mail that was kept but not posted: list it, release it, discard it.",
+    no_args_is_help=True,
+)
 search_cli = typer.Typer(help="The full-text search index.", no_args_is_help=True)
 alias_cli = typer.Typer(
     help="Other addresses a member writes from (each confirmed by a link sent to it).",
@@ -64,6 +71,7 @@ for sub, name in [
 member_cli.add_typer(alias_cli, name="alias")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+RELEASE_WAIT_SECONDS = 30  # a released message another process is processing
 
 
 def settings() -> Settings:
@@ -72,10 +80,16 @@ def settings() -> Settings:
 
 def say(text: str) -> None:
     """Progress and notes go to stderr, so stdout stays clean for scripts."""
+    if logs.json_enabled():  # TIDINGS_LOG_FORMAT=json: a JSON line like every other
+        logs.note(text)
+        return
     typer.echo(text, err=True)
 
 
 def fail(error: TidingsError | str) -> None:
+    if logs.json_enabled():  # TIDINGS_LOG_FORMAT=json: a JSON line like every other
+        logging.getLogger(logs.NOTES).error("Error: %s", error)
+        raise typer.Exit(1)
     typer.secho(f"Error: {error}", err=True, fg=typer.colors.RED)
     raise typer.Exit(1)
 
@@ -132,25 +146,16 @@ def print_json(data: Any) -> None:
 # Services ----------------------------------------------------------------------------------
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # mail-parser warns about every MIME type it has no special handling for (normal
-    # mail, not news); aiosmtpd logs every SMTP command and Alembic every step.
-    logging.getLogger("mailparser").setLevel(logging.ERROR)
-    # dkimpy logs a failed key lookup as an ERROR; our own verdict in the quarantine says
-    # what it means for the message.
-    logging.getLogger("dkimpy").setLevel(logging.CRITICAL)
-    for chatty in ("mail.log", "alembic"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Text or JSON lines (TIDINGS_LOG_FORMAT), quiet libraries: see app/logs.py."""
+    logs.configure_logging(level, fmt)
 
 
 def _run(parts_kw: dict[str, bool], upgrade_first: bool) -> None:
     from app.cli.runtime import Parts, run_services
 
     cfg = settings()
-    configure_logging(cfg.log_level)
+    configure_logging(cfg.log_level, cfg.log_format)
     if upgrade_first:
         db_upgrade()
     engine = ready_engine(cfg)
@@ -304,21 +309,93 @@ def team_checkin(
         )
 
 
+@team_cli.command("rename")
+def team_rename(
+    slug: Annotated[str, typer.Argument(help="The team's slug now.")],
+    new_slug: Annotated[
+        str | None, typer.Argument(help="Its new slug (leave out to change only --name).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A new display name.")] = None,
+) -> None:
+    """Give a team a new slug (its address becomes NEW@mail-domain), a new display name,
+    or both. The old address and the reply addresses in mail sent before keep reaching
+    the team, so nothing in anyone's mailbox stops working; no other team can take the
+    old slug.
+
+    Example: tidings team rename eng platform --name "Platform Engineering"
+    """
+    cfg = settings()
+    team, old = with_session(store.rename_team, slug, new_slug, name)
+    if team.slug != old:
+        say(f"Team {old} is now {team.slug} ({team.name}).")
+        say(f"Members post by writing to {cfg.team_address(team.slug)}.")
+        say(
+            f"Mail to {cfg.team_address(old)} and reply addresses in mail sent before still"
+            f" reach {team.slug}."
+        )
+    else:
+        say(f"Team {team.slug} is now called {team.name}.")
+
+
+@team_cli.command("archive")
+def team_archive(
+    slug: Annotated[str, typer.Argument(help="The team's slug.")],
+    undo: Annotated[
+        bool, typer.Option("--undo", help="Reopen an archived team: it takes posts again.")
+    ] = False,
+) -> None:
+    """Archive a team that has finished: mail to it (and to its reply addresses) is refused
+    with a 550 saying the team is archived, check-ins stop and no new updates reach
+    digests. Its archive stays readable, and nothing is deleted. --undo reopens it.
+
+    Example: tidings team archive launch-2026
+    """
+    team = with_session(store.archive_team, slug, not undo)
+    if team.archived_at is None:
+        say(f"{team.slug} is open again: members can post, and scheduled check-ins resume.")
+    else:
+        say(f"{team.slug} is archived: it takes no new posts and asks no check-ins.")
+        say(f"Its archive stays readable. Undo with: tidings team archive {team.slug} --undo")
+
+
 @team_cli.command("list")
 def team_list(as_json: JsonOpt = False) -> None:
-    """List teams and their addresses.
+    """List teams and their addresses, with archived teams and former slugs marked.
 
     Example: tidings team list --json
     """
     cfg = settings()
-    teams = with_session(store.list_teams)
-    rows = [{"slug": t.slug, "name": t.name, "address": cfg.team_address(t.slug)} for t in teams]
+
+    def rows_of(session: Any) -> list[dict[str, Any]]:
+        rows = []
+        for t in store.list_teams(session):
+            row: dict[str, Any] = {
+                "slug": t.slug,
+                "name": t.name,
+                "address": cfg.team_address(t.slug),
+            }
+            # Only when set, so that the usual row stays as scripts know it.
+            if t.archived_at is not None:
+                row["archived_at"] = t.archived_at.isoformat(timespec="seconds")
+            former = store.former_slugs(session, t.id)  # type: ignore[arg-type]
+            if former:
+                row["former_slugs"] = former
+            rows.append(row)
+        return rows
+
+    rows = with_session(rows_of)
     if as_json:
         print_json(rows)
     elif not rows:
         say('No teams yet. Create one: tidings team create eng --name "Engineering"')
     for row in rows if not as_json else []:
-        typer.echo(f"{row['slug']:<16} {row['name']:<24} {row['address']}")
+        notes = []
+        if "archived_at" in row:
+            notes.append(f"archived {row['archived_at'][:10]}")
+        if "former_slugs" in row:
+            notes.append(f"formerly {', '.join(row['former_slugs'])}")
+        extra = f"  ({'; '.join(notes)})" if notes else ""
+        typer.echo(f"{row['slug']:<16} {row['name']:<24} {row['address']}{extra}")
 
 
 @member_cli.command("add")
@@ -360,6 +437,8 @@ def member_list(
             "digest": p.digest_cadence,
             "hour": p.digest_hour,
             "schedule": describe_schedule(p),
+            # Only for a paused member, so that the usual row stays as scripts know it.
+            **({"paused": p.mail_paused_reason} if p.mail_paused_at is not None else {}),
         }
         for p in people
     ]
@@ -369,7 +448,154 @@ def member_list(
     if not rows:
         say(f"No members yet: tidings member add {slug} alice@example.com --name Alice")
     for r in rows:
-        typer.echo(f"{r['email']:<32} {r['name']:<20} {r['schedule']}")
+        paused = f"  PAUSED: {r['paused']}" if "paused" in r else ""
+        typer.echo(f"{r['email']:<32} {r['name']:<20} {r['schedule']}{paused}")
+
+
+@member_cli.command("import")
+def member_import(
+    slug: Annotated[str, typer.Argument(help="The team's slug.")],
+    csv_file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with the header row name,email,timezone,cadence,hour; '-' reads stdin.",
+            allow_dash=True,
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change, and change nothing.")
+    ] = False,
+) -> None:
+    """Add members to a team from a CSV file, or update the ones already there. Every row
+    is checked before anything changes: a problem anywhere lists the rows at fault (the
+    header is row 1) and imports nothing. An empty cell keeps a known member's setting
+    (a new one gets member add's default: UTC, daily, 9). Prints one line per row:
+    add, join (known person, new to the team), change, or same.
+
+    Example: tidings member import eng members.csv --dry-run
+    """
+    from app import members_csv
+
+    try:
+        text = sys.stdin.read() if str(csv_file) == "-" else csv_file.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(TidingsError(f"Cannot read {csv_file}: {exc}", "Give a UTF-8 CSV file."))
+    try:
+        rows = members_csv.read_rows(text)
+    except TidingsError as exc:
+        fail(exc)
+    engine = ready_engine(settings())
+    try:
+        with session_scope(engine) as session:
+            plan = members_csv.plan_import(session, slug, rows)
+            for change in plan:
+                typer.echo(
+                    f"row {change.number:<5} {change.action:<7} {change.email:<32}"
+                    f" {change.describe()}"
+                )
+            if not dry_run:
+                members_csv.apply_import(session, slug, plan, progress_line("Importing"))
+    except TidingsError as exc:
+        fail(exc)
+    counts = {a: sum(c.action == a for c in plan) for a in ("add", "join", "change", "same")}
+    summary = (
+        f"{counts['add']} new, {counts['join']} joining from other teams,"
+        f" {counts['change']} changed, {counts['same']} unchanged"
+    )
+    if dry_run:
+        say(f"Dry run, nothing changed: {summary}. Run it again without --dry-run to import.")
+    else:
+        say(f"Imported into {slug.lower()}: {summary}.")
+
+
+@member_cli.command("pause")
+def member_pause(
+    email: Annotated[str, typer.Argument(help="The member's address.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why, shown to admins and on the member's banner.")
+    ] = "paused by an admin",
+) -> None:
+    """Stop all mail to a member (digests, check-ins, notices) without removing them: they
+    can still post, and read the archive, where a banner says their mail is paused. Mail
+    meant for them meanwhile is held, not sent; `tidings member resume` ends it. Tidings
+    pauses a member by itself after repeated hard bounces (TIDINGS_BOUNCE_PAUSE_AFTER).
+
+    Example: tidings member pause bob@example.org --reason "on leave until March"
+    """
+    person = with_session(store.pause_mail, email, reason)
+    say(f"Mail to {person.email} is paused ({person.mail_paused_reason}).")
+    say(f"Resume it with: tidings member resume {person.email}")
+
+
+@member_cli.command("resume")
+def member_resume(
+    email: Annotated[str, typer.Argument(help="The member's address.")],
+) -> None:
+    """Mail a paused member again, and clear their bounces so far (paused by hand or after
+    hard bounces: check the address works first). Mail held meanwhile is not sent in a
+    heap: their next digest covers every update they missed, and held prompts and
+    notices are dropped.
+
+    Example: tidings member resume bob@example.org
+    """
+    done = with_session(store.resume_mail, email)
+    if not done.was_paused:
+        say(f"Mail to {done.person.email} was not paused; nothing to resume.")
+    else:
+        say(f"Mail to {done.person.email} is resumed.")
+    if done.cancelled:
+        say(
+            f"{done.cancelled} held message(s) were dropped; the next digest covers the"
+            " updates they held."
+        )
+    if done.cleared:
+        say(f"{done.cleared} bounce(s) no longer count towards a pause.")
+
+
+@member_cli.command("bounces")
+def member_bounces(
+    email: Annotated[str, typer.Argument(help="The member's address.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the bounces recorded for a member's mail, newest first: hard or soft, the
+    status code and what the receiving server said, and whether a resume cleared them.
+
+    Example: tidings member bounces bob@example.org
+    """
+
+    def rows(session: Any) -> list[dict[str, Any]]:
+        person = store.find_person(session, email)
+        if person is None:
+            raise TidingsError(
+                f"No member with the address {email}.",
+                "See the members with `tidings member list TEAM`.",
+            )
+        return [
+            {
+                "received_at": b.received_at.isoformat(timespec="seconds"),
+                "hard": b.hard,
+                "status": b.status,
+                "diagnostic": b.diagnostic,
+                "address": b.address,
+                "cleared": b.cleared_at is not None,
+                "message": b.inbound_id,
+            }
+            for b in store.bounces_of(session, person.id)  # type: ignore[arg-type]
+        ]
+
+    found = with_session(rows)
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        say(f"No bounces recorded for {email}.")
+    for r in found:
+        kind = "hard" if r["hard"] else "soft"
+        cleared = " (cleared)" if r["cleared"] else ""
+        typer.echo(
+            f"{r['received_at'][:19]}  {kind}{cleared:<10} {r['status'] or '-':<9}"
+            f" {r['diagnostic']}"
+        )
 
 
 @member_cli.command("set")
@@ -554,10 +780,19 @@ def checkin_send(slug: Annotated[str, typer.Argument(help="The team's slug.")]) 
     engine = ready_engine(cfg)
     try:
         with session_scope(engine) as session:
+            team = store.get_team(session, slug)
+            if team.archived_at is not None:
+                raise TidingsError(
+                    f"{team.slug} is archived: it asks no check-ins and takes no posts.",
+                    f"Reopen it first: tidings team archive {team.slug} --undo",
+                )
+            paused = [p.email for p in store.paused_members(session, team.id)]  # type: ignore[arg-type]
             run = plan_checkin(session, slug, cfg, utcnow())
     except TidingsError as exc:
         fail(exc)
     say(f"Check-in for {slug}: {run.planned} to send, {run.already_sent} already asked today.")
+    if paused:
+        say(f"Held, not sent: mail to {', '.join(paused)} is paused (tidings member resume).")
     _deliver(cfg, engine)
 
 
@@ -584,6 +819,28 @@ def digest_run(
         f"Digests: {run.planned} planned, {run.nothing_new} with nothing new,"
         f" {run.skipped} not due."
     )
+    _deliver(cfg, engine)
+
+
+@digest_cli.command("resend")
+def digest_resend(
+    email: Annotated[str, typer.Argument(help="The member's address.")],
+) -> None:
+    """Send a member's latest digest again, with the same content (it was lost, or went
+    to spam): a new message in the outbox, covering the same updates. It changes nothing
+    about what their next digest brings.
+
+    Example: tidings digest resend alice@example.com
+    """
+    cfg = settings()
+    engine = ready_engine(cfg)
+    try:
+        with session_scope(engine) as session:
+            row = store.resend_latest_digest(session, email, utcnow())
+            what = f"{row.subject!r} to {row.recipient}"
+    except TidingsError as exc:
+        fail(exc)
+    say(f"Queued the latest digest again: {what}.")
     _deliver(cfg, engine)
 
 
@@ -654,23 +911,98 @@ def token_revoke(
 
 
 @quarantine_cli.command("list")
-def quarantine_list(as_json: JsonOpt = False) -> None:
-    """Show mail that was kept but not posted, with the reason (newest first).
+def quarantine_list(
+    as_json: JsonOpt = False,
+    discarded: Annotated[
+        bool, typer.Option("--discarded", help="Show discarded mail instead (kept, not posted).")
+    ] = False,
+) -> None:
+    """Show mail that was kept but not posted, with the reason (newest first). Release
+    one with `tidings quarantine release ID`, or set it aside with `discard`.
 
     Example: tidings quarantine list --json
     """
-    entries = with_session(store.quarantined)
+    status = "discarded" if discarded else "quarantined"
+    entries = with_session(lambda session: store.quarantined(session, status=status))
     rows = [quarantined_out(e).model_dump(mode="json") for e in entries]
     if as_json:
         print_json(rows)
         return
     if not rows:
-        say("The quarantine is empty.")
+        say("Nothing has been discarded." if discarded else "The quarantine is empty.")
     for r in rows:
         typer.echo(
             f"#{r['id']:<6} {r['received_at'][:19]}  {r['mail_from'] or '<>':<28}"
             f" {r['reason']}: {r['detail']}"
         )
+
+
+@quarantine_cli.command("release")
+def quarantine_release(
+    entry_id: Annotated[
+        int, typer.Argument(help="The message's number, from `tidings quarantine list`.")
+    ],
+) -> None:
+    """Run a quarantined (or discarded) message through processing again, after fixing
+    what kept it out: add the sender as a member, say, or undo a discard. It is posted if
+    it now passes every check, or quarantined again with the new reason.
+
+    Example: tidings quarantine release 42
+    """
+    from smtp.ingest import process_journal_entry
+
+    cfg = settings()
+    engine = ready_engine(cfg)
+    try:
+        with session_scope(engine) as session:
+            store.release_quarantined(session, entry_id)
+    except TidingsError as exc:
+        fail(exc)
+    say(f"Released #{entry_id}; processing it again ...")
+    configure_logging("WARNING")
+    process_journal_entry(engine, entry_id, cfg)
+    # A running worker may have taken it first: then wait for it to finish.
+    deadline = time.monotonic() + RELEASE_WAIT_SECONDS
+    while True:
+        with session_scope(engine) as session:
+            entry = store.journal_entry(session, entry_id)
+            posted = [
+                (th.id, th.title, te.slug) for _, th, te in store.posted_from(session, entry_id)
+            ]
+        if entry.status != "pending" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if posted:
+        for thread_id, title, slug in posted:
+            say(f"Posted to {slug}: {title} ({cfg.base_url}/threads/{thread_id}).")
+    elif entry.status == "pending":
+        say(f"#{entry_id} is waiting for the worker; see `tidings quarantine list` later.")
+    elif entry.status == "quarantined":
+        fail(
+            TidingsError(
+                f"#{entry_id} was quarantined again: {entry.reason}: {entry.detail}",
+                "Fix that first, then release it again (or discard it).",
+            )
+        )
+    else:
+        say(f"#{entry_id} is {entry.status}" + (f": {entry.detail}" if entry.detail else "."))
+
+
+@quarantine_cli.command("discard")
+def quarantine_discard(
+    entry_id: Annotated[
+        int, typer.Argument(help="The message's number, from `tidings quarantine list`.")
+    ],
+) -> None:
+    """Set a quarantined message aside for good: it leaves the quarantine list but is not
+    deleted. The raw message, its reason and detail stay in the journal (see them with
+    `tidings quarantine list --discarded`), and `release` brings it back.
+
+    Example: tidings quarantine discard 42
+    """
+    entry = with_session(store.discard_quarantined, entry_id)
+    say(f"Discarded #{entry.id} ({entry.reason}); it is kept, not deleted.")
+    say(f"Bring it back with: tidings quarantine release {entry.id}")
 
 
 @search_cli.command("reindex")

@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import uvicorn
+from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
+from app import metrics
 from app.errors import TidingsError
 from app.main import create_app
 from app.models import utcnow
@@ -64,8 +66,10 @@ class Worker:
 
     async def tick(self) -> None:
         await asyncio.to_thread(process_pending, self.engine, self.settings)
-        await asyncio.to_thread(run_checkins, self.engine, self.settings, utcnow())
-        await asyncio.to_thread(run_digests, self.engine, self.settings, utcnow())
+        prompts = await asyncio.to_thread(run_checkins, self.engine, self.settings, utcnow())
+        metrics.CHECKINS_PLANNED.inc(prompts)
+        run = await asyncio.to_thread(run_digests, self.engine, self.settings, utcnow())
+        metrics.DIGESTS_PLANNED.inc(run.planned)
         await deliver_pending(
             self.engine,
             self.transport,
@@ -110,6 +114,22 @@ async def run_services(
         future.add_done_callback(background.discard)
         future.add_done_callback(lambda _f: worker.poke())
 
+    metrics_server = None
+    if settings.metrics_port:
+        # Counters of this process; the outbox gauges where the worker runs (every
+        # process would report the same database numbers).
+        registry = metrics.scrape_registry(engine if parts.worker else None)
+        try:
+            metrics_server, _thread = start_http_server(
+                settings.metrics_port, settings.metrics_host, registry
+            )
+        except OSError as exc:
+            raise TidingsError(
+                f"Could not serve metrics on {settings.metrics_host}:{settings.metrics_port}:"
+                f" {exc}",
+                "Change TIDINGS_METRICS_PORT, or set it to 0 to turn the metrics port off.",
+            ) from exc
+        announce(f"Metrics:   http://{settings.metrics_host}:{settings.metrics_port}/metrics")
     smtp_server = None
     if parts.smtp:
         handler = TidingsHandler(engine, settings, on_journaled=process_now)
@@ -129,6 +149,7 @@ async def run_services(
             host=settings.http_host,
             port=settings.http_port,
             log_level="warning",
+            log_config=None,  # uvicorn's records go through our handler (JSON or text)
             lifespan="off",
         )
         web_server = _Server(config)
@@ -154,6 +175,9 @@ async def run_services(
     if worker_task is not None:
         worker_task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if metrics_server is not None:
+        metrics_server.shutdown()
+        metrics_server.server_close()
     waiter.cancel()
     for task in done:
         if task is not waiter and task.exception():

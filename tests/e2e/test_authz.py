@@ -338,6 +338,8 @@ TABLE: list[Row] = [
     # Health and the API's documentation: public, and about no one's data --------------
     Row("GET", "/healthz", "/healthz", **PUBLIC),
     Row("GET", "/readyz", "/readyz", **PUBLIC),
+    # Counts and timings only: no names, addresses, titles or text (see app/metrics.py).
+    Row("GET", "/metrics", "/metrics", **same(ok("tidings_messages_received_total"))),
     Row("GET", "/openapi.json", "/openapi.json", **same(ok("/api/teams"))),
     Row("GET", "/docs", "/docs", **PUBLIC),
     Row("GET", "/docs/oauth2-redirect", "/docs/oauth2-redirect", **PUBLIC),
