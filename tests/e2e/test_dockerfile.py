@@ -1,4 +1,5 @@
-"""The Dockerfile, checked without a Docker engine: its facts, and its steps replayed.
+"""The Dockerfile and the compose files, checked without a Docker engine: their facts,
+and the image's steps replayed.
 
 No engine runs on these machines, so the image's install step (`pip install .` of the
 copied sources, not editable) and its entry point are run in a fresh virtualenv: the
@@ -14,9 +15,16 @@ import subprocess
 import sys
 import venv
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SCALED = yaml.safe_load((ROOT / "docker-compose.scaled.yml").read_text())
 
 
 def instructions(name: str) -> list[str]:
@@ -79,3 +87,49 @@ def test_the_image_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path) -> N
         check=True,
     ).stdout
     assert str(env_dir) in where and sys.prefix not in where
+
+
+def _settings_named(service: dict[str, Any]) -> set[str]:
+    return {k for k in service.get("environment", {}) if k.startswith("TIDINGS_")}
+
+
+def test_compose_runs_tidings_on_postgres_with_the_image_defaults() -> None:
+    tidings, postgres = COMPOSE["services"]["tidings"], COMPOSE["services"]["postgres"]
+    assert tidings["build"] == "." and "command" not in tidings  # the image's `tidings serve`
+    assert set(tidings["ports"]) == {"2525:2525", "8000:8000"}
+    assert "tidings-var:/app/var" in tidings["volumes"]
+    url = tidings["environment"]["TIDINGS_DATABASE_URL"]
+    assert url.startswith("postgresql+psycopg://") and "@postgres:5432/" in url
+    assert tidings["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+
+
+def test_the_scaled_example_runs_each_part_apart_after_one_migration() -> None:
+    services = SCALED["services"]
+    assert services["migrate"]["command"] == ["tidings", "db", "upgrade"]
+    parts = {name: services[name] for name in ("smtp", "web", "worker")}
+    for name, service in parts.items():
+        assert service["command"] == ["tidings", name]
+        assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert service["environment"] == services["migrate"]["environment"]
+        # Reply tokens signed by one process must verify in another.
+        assert "?" in service["environment"]["TIDINGS_SECRET_KEY"]
+    assert parts["smtp"]["ports"] == ["2525:2525"] and parts["web"]["ports"] == ["8000:8000"]
+    # The image's HEALTHCHECK asks /healthz, which only the web part serves.
+    assert "2525" in " ".join(parts["smtp"]["healthcheck"]["test"])
+    assert "9100/metrics" in " ".join(parts["worker"]["healthcheck"]["test"])
+
+
+def test_compose_files_name_only_settings_that_exist_and_commands_that_run() -> None:
+    known = {f"TIDINGS_{name.upper()}" for name in Settings.model_fields}
+    for compose in (COMPOSE, SCALED):
+        for name, service in compose["services"].items():
+            assert _settings_named(service) <= known, (name, _settings_named(service) - known)
+    for service in SCALED["services"].values():
+        command = service.get("command")
+        if command:
+            tidings = Path(sys.executable).parent / "tidings"
+            result = subprocess.run(
+                [str(tidings), *command[1:], "--help"], capture_output=True, text=True, timeout=60
+            )
+            assert result.returncode == 0, (command, result.stderr)
