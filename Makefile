@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-replies bench-ingest bench-digests screenshots clean
+.PHONY: run test lint bench-replies bench-ingest bench-digests bench-search screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-ingest: $(STAMP)
 
 bench-digests: $(STAMP)
 	$(BIN)/python bench/digests.py
+
+bench-search: $(STAMP)
+	$(BIN)/python bench/search.py
 
 # docs/img/digest-*.png: a sample digest in headless Chromium (Debian's `chromium`).
 screenshots: $(STAMP)

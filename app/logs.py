@@ -59,6 +59,9 @@ _NOISY = {
     # dkimpy logs a failed key lookup as an ERROR; the quarantine's verdict says what
     # it means for the message.
     "dkimpy": logging.CRITICAL,
+    # Some of flufl.bounce's detectors log a traceback on an odd From header and carry on;
+    # the bounce's classification is what matters, and it is recorded.
+    "flufl.bounce": logging.CRITICAL,
 }
 # aiosmtpd logs every SMTP command (addresses with reply tokens) and Alembic every step.
 _CHATTY = ("mail.log", "alembic")

@@ -315,7 +315,7 @@ def process_entry(session: Session, entry: InboundMessage, settings: Settings) -
         return
     returns = [r for r in recipients if r and r.team_slug == store.BOUNCE_LOCAL_PART]
     if returns:
-        reason, detail = record_returned_mail(session, returns[0], parsed, settings)
+        reason, detail = record_returned_mail(session, returns[0], parsed, settings, entry)
         _finish(session, entry, "quarantined", reason, detail)
         return
     kind = parsed.classification.kind
