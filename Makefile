@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/tidings serve
 
+# Both cores: the end-to-end tests mostly wait on their servers. A test file's tests stay
+# on one worker (--dist loadfile), so a module's stack is started once.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -528,7 +528,9 @@ def test_list_unsubscribe_by_mail_stops_only_that_members_digests(stack: Stack) 
 
     wait_for(lambda: cadence(ALICE) == "off", what="Alice's digests off")
     assert cadence(BOB) != "off"
-    forged = f"unsubscribe+{local.split('+')[1][:-2]}aa@{domain}"
+    token = local.split("+")[1]
+    altered = token[:-5] + ("b" if token[-5] == "a" else "a") + token[-4:]  # always another
+    forged = f"unsubscribe+{altered}@{domain}"
     code, text = refusal(stack, mail(ALICE, forged, "unsubscribe", "x"), ALICE, forged)
     assert code == 550 and "not valid" in text
     stack.cli("member", "set", ALICE, "--digest", "daily")

@@ -707,8 +707,11 @@ def test_digest_list_headers_wrapping_and_one_click_unsubscribe(stack: Stack) ->
     assert bob_cadence() == "off"
     alice = {m["email"]: m for m in stack.api("/teams/eng/members").json()}[ALICE]
     assert alice["digest_cadence"] == "daily"
+    token = url.split("t=")[1]
+    # A character well inside the token: the last one may only carry padding bits.
+    altered = token[:-5] + ("B" if token[-5] == "A" else "A") + token[-4:]
     forged = httpx.post(
-        f"{stack.base_url}/unsubscribe?t={url.split('t=')[1][:-2]}AA",
+        f"{stack.base_url}/unsubscribe?t={altered}",
         data={"List-Unsubscribe": "One-Click"},
         timeout=10,
     )
