@@ -1,9 +1,14 @@
-"""A team's whole history, out: JSON for programs and mbox for mail clients.
+"""A team's history, out: JSON for programs, mbox for mail clients, and a Markdown summary
+for documents (Notion, Confluence, Google Docs).
 
 The JSON has everything needed to rebuild the archive (members, threads, the update
 tree, attachments as base64). The mbox holds one message per update with its own
 Message-ID, and In-Reply-To/References to the update it answers, so a mail client
-shows the same threads.
+shows the same threads. The Markdown is a summary of a stretch of time (`--since 7d`):
+a heading per thread, each update under its author and time, its text quoted so that a
+heading or list in it cannot break the document's own structure.
+
+Every format takes `since`: only updates from then on.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import base64
 import email.policy
 import io
+import re
 from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
 from email.generator import BytesGenerator
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -21,13 +28,36 @@ from typing import Any
 from sqlmodel import Session, select
 
 from app import store
-from app.models import Person, Team, Thread, Update
+from app.errors import TidingsError
+from app.models import Person, Team, Thread, Update, utcnow
 
 EXPORT_VERSION = 1
 _MBOX_POLICY = email.policy.SMTP.clone(linesep="\n")  # mbox files use the local newline
 
 
-def _updates(session: Session, team: Team) -> list[tuple[Thread, Update, Person]]:
+_SPAN = re.compile(r"(\d+)\s*([hdw])")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def since_when(text: str, now: datetime | None = None) -> datetime:
+    """`--since`: a span back from now (12h, 7d, 2w) or a date (2026-11-01, from its
+    start, UTC)."""
+    now = now or utcnow()
+    text = text.strip().lower()
+    if span := _SPAN.fullmatch(text):
+        return now - timedelta(**{_UNITS[span[2]]: int(span[1])})
+    try:
+        return datetime.combine(date.fromisoformat(text), time(), tzinfo=now.tzinfo)
+    except ValueError:
+        raise TidingsError(
+            f"--since '{text}' is neither a span nor a date.",
+            "Give a span back from now, like 12h, 7d or 2w, or a date like 2026-11-01.",
+        ) from None
+
+
+def _updates(
+    session: Session, team: Team, since: datetime | None = None
+) -> list[tuple[Thread, Update, Person]]:
     query = (
         select(Thread, Update, Person)
         .join(Update, Update.thread_id == Thread.id)
@@ -35,13 +65,15 @@ def _updates(session: Session, team: Team) -> list[tuple[Thread, Update, Person]
         .where(Thread.team_id == team.id, Thread.deleted_at.is_(None))  # type: ignore[union-attr]
         .order_by(Thread.id, Update.created_at, Update.id)
     )
+    if since is not None:
+        query = query.where(Update.created_at >= since)  # type: ignore[operator]
     return [(t, u, p) for t, u, p in session.exec(query).all()]
 
 
-def team_json(session: Session, slug: str) -> dict[str, Any]:
-    """Everything a team wrote, as plain data (dates in ISO 8601, UTC)."""
+def team_json(session: Session, slug: str, since: datetime | None = None) -> dict[str, Any]:
+    """Everything a team wrote (since `since`), as plain data (dates in ISO 8601, UTC)."""
     team = store.get_team(session, slug)
-    rows = _updates(session, team)
+    rows = _updates(session, team, since)
     files = store.attachments_of(session, [u.id for _, u, _ in rows])  # type: ignore[misc]
     threads: dict[int, dict[str, Any]] = {}
     for thread, update, author in rows:
@@ -91,10 +123,12 @@ def _message_id(update: Update, domain: str) -> str:
     return update.message_id or f"<update.{update.id}@{domain}>"
 
 
-def team_mbox(session: Session, slug: str, domain: str) -> Iterator[bytes]:
+def team_mbox(
+    session: Session, slug: str, domain: str, since: datetime | None = None
+) -> Iterator[bytes]:
     """The team's updates as an mbox (mboxrd-style "From " quoting), one message each."""
     team = store.get_team(session, slug)
-    rows = _updates(session, team)
+    rows = _updates(session, team, since)
     files = store.attachments_of(session, [u.id for _, u, _ in rows])  # type: ignore[misc]
     ids = {u.id: _message_id(u, domain) for _, u, _ in rows}
     chains: dict[int, list[str]] = {}
@@ -126,3 +160,47 @@ def team_mbox(session: Session, slug: str, domain: str) -> Iterator[bytes]:
         generator.flatten(msg)
         out.write(b"\n")
         yield out.getvalue()
+
+
+def team_markdown(session: Session, slug: str, base_url: str, since: datetime | None = None) -> str:
+    """A summary document of what the team wrote since `since`: plain CommonMark (headings,
+    emphasis, quotes, links), times in UTC, newest thread activity first."""
+    team = store.get_team(session, slug)
+    rows = _updates(session, team, since)
+    threads: dict[int, list[tuple[Update, Person]]] = {}
+    titles: dict[int, Thread] = {}
+    for thread, update, author in rows:
+        threads.setdefault(thread.id, []).append((update, author))  # type: ignore[arg-type]
+        titles[thread.id] = thread  # type: ignore[index]
+    order = sorted(threads, key=lambda t: max(u.created_at for u, _ in threads[t]), reverse=True)
+    start = since.strftime("%a %d %b %Y") if since else "the start"
+    people = {a.id for items in threads.values() for _, a in items}
+    lines = [
+        f"# {_inline(team.name)}: updates since {start}",
+        "",
+        f"{len(rows)} update{'s' * (len(rows) != 1)} in {len(threads)}"
+        f" thread{'s' * (len(threads) != 1)} by {len(people)}"
+        f" {'person' if len(people) == 1 else 'people'}. Times are UTC.",
+    ]
+    for thread_id in order:
+        items = threads[thread_id]
+        lines += [
+            "",
+            f"## {_inline(titles[thread_id].title)}",
+            "",
+            f"[Open in the archive]({base_url}/threads/{thread_id})",
+        ]
+        for update, author in items:
+            lines += [
+                "",
+                f"**{_inline(author.name or author.email)}**, {update.created_at:%a %d %b %H:%M}",
+                "",
+            ]
+            body = (update.body or "").strip() or "(no text)"
+            lines += [f"> {line}".rstrip() for line in body.splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def _inline(text: str) -> str:
+    """`text` for a heading or bold span: one line, Markdown's own characters escaped."""
+    return re.sub(r"([\\`*_{}\[\]<>#|])", r"\\\1", " ".join(text.split()))

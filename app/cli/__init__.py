@@ -1021,28 +1021,47 @@ def export_team(
     slug: Annotated[str, typer.Argument(help="The team's slug.")],
     fmt: Annotated[
         str,
-        typer.Option("--format", help="json (everything, for programs) or mbox (mail clients)."),
+        typer.Option(
+            "--format",
+            help="json (everything, for programs), mbox (mail clients) or markdown (a summary"
+            " document for Notion, Confluence or Google Docs).",
+        ),
     ] = "json",
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only updates from then on: a span back from now (12h, 7d, 2w) or a date.",
+        ),
+    ] = None,
 ) -> None:
-    """Write a team's whole history to stdout: threads, the reply tree, members and
-    attachments. The mbox opens in any mail client (mutt -f eng.mbox, Thunderbird's
-    ImportExportTools) with the same threads.
+    """Write a team's history to stdout: threads, the reply tree, members and attachments.
+    The mbox opens in any mail client (mutt -f eng.mbox, Thunderbird's ImportExportTools)
+    with the same threads; the Markdown pastes into a document as headings and quotes.
 
-    Example: tidings export eng > eng.json; tidings export eng --format mbox > eng.mbox
+    Example: tidings export eng > eng.json; tidings export eng --format markdown --since 7d
     """
-    from app.export import team_json, team_mbox
+    from app.export import since_when, team_json, team_markdown, team_mbox
 
-    if fmt not in ("json", "mbox"):
-        fail(TidingsError(f"Unknown format '{fmt}'.", "Use --format json or --format mbox."))
+    if fmt not in ("json", "mbox", "markdown"):
+        fail(
+            TidingsError(
+                f"Unknown format '{fmt}'.", "Use --format json, --format mbox or --format markdown."
+            )
+        )
     cfg = settings()
     engine = ready_engine(cfg)
     try:
+        cutoff = since_when(since) if since else None
         with session_scope(engine) as session:
             if fmt == "json":
-                print_json(team_json(session, slug))
+                print_json(team_json(session, slug, cutoff))
+                return
+            if fmt == "markdown":
+                typer.echo(team_markdown(session, slug, cfg.base_url, cutoff), nl=False)
                 return
             count = 0
-            for chunk in team_mbox(session, slug, cfg.mail_domain):
+            for chunk in team_mbox(session, slug, cfg.mail_domain, cutoff):
                 sys.stdout.buffer.write(chunk)
                 count += 1
             sys.stdout.buffer.flush()
