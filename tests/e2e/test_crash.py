@@ -25,7 +25,7 @@ from tests.conftest import free_port
 from tests.e2e.stack import DOMAIN, Stack, journal_settled, mail, make_stack, wait_for
 
 SESSIONS = 20
-PER_SESSION = 15
+PER_SESSION = 100  # 20 sessions x 100: the 2,000 messages
 KILLS = 3
 ALICE = "alice@example.com"
 TEAM = f"eng@{DOMAIN}"

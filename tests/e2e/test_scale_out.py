@@ -27,7 +27,7 @@ from tests.conftest import free_port
 from tests.e2e.stack import BIN, DOMAIN, Stack, journal_settled, mail, make_stack, wait_for
 
 MEMBERS = 40
-MESSAGES = 120
+MESSAGES = 2_000  # issue #8: 2,000 messages through both processes
 TEAM = f"eng@{DOMAIN}"
 
 
@@ -72,7 +72,7 @@ def test_two_full_processes_store_once_and_digest_once(two_stacks: list[Stack]) 
     engine = make_engine(first.env["TIDINGS_DATABASE_URL"])
     try:
         url = first.env["TIDINGS_DATABASE_URL"]
-        wait_for(lambda: journal_settled(url), 60, "both listeners to process mail")
+        wait_for(lambda: journal_settled(url), 300, "both listeners to process mail")
         runs = [
             subprocess.Popen(
                 [str(BIN / "tidings"), "digest", "run", "--now"],
