@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     dkim_key_file: str = Field(
         "", description="PEM RSA private key for DKIM signing; unset: mail is not signed."
     )
+    tls_cert_file: str = Field(
+        "", description="PEM certificate (chain) for STARTTLS on the listener; unset: no TLS."
+    )
+    tls_key_file: str = Field("", description="PEM private key of TIDINGS_TLS_CERT_FILE.")
     templates_dir: Path = Field(
         Path(__file__).resolve().parent.parent / "templates", description="Jinja2 templates."
     )

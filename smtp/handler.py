@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from typing import AnyStr, NamedTuple
@@ -21,7 +22,7 @@ from sqlmodel import Session as DbSession
 
 from app import metrics, store
 from app.db import session_scope
-from app.errors import NotFound
+from app.errors import NotFound, TidingsError
 from app.logs import journal_context
 from app.settings import Settings
 from app.tokens import parse_recipient
@@ -263,7 +264,15 @@ _SIZE_REFUSALS = frozenset(
 )
 
 
-def make_smtp_server(handler: TidingsHandler, hostname: str, max_message_mb: int) -> SMTP:
+def make_smtp_server(
+    handler: TidingsHandler,
+    hostname: str,
+    max_message_mb: int,
+    tls_context: ssl.SSLContext | None = None,
+) -> SMTP:
+    """The listener for one connection; it offers STARTTLS when `tls_context` is given
+    (`tls_context_from_settings`). TLS is offered, not required: RFC 3207 says a publicly
+    referenced MX must not require it, or servers that cannot do it could not deliver."""
     return TidingsSMTP(
         handler,
         hostname=hostname,
@@ -271,4 +280,26 @@ def make_smtp_server(handler: TidingsHandler, hostname: str, max_message_mb: int
         enable_SMTPUTF8=True,
         timeout=COMMAND_TIMEOUT_SECONDS,
         ident="Tidings ESMTP",
+        tls_context=tls_context,
     )
+
+
+def tls_context_from_settings(settings: Settings) -> ssl.SSLContext | None:
+    """The STARTTLS context for TIDINGS_TLS_CERT_FILE / _KEY_FILE; None when neither is
+    set. A certificate that cannot be used stops the start, with the reason."""
+    if not settings.tls_cert_file and not settings.tls_key_file:
+        return None
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        raise TidingsError(
+            "STARTTLS needs both TIDINGS_TLS_CERT_FILE and TIDINGS_TLS_KEY_FILE.",
+            "Set both (PEM files), or neither to listen without TLS.",
+        )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise TidingsError(
+            f"Cannot use the TLS certificate {settings.tls_cert_file}: {exc}.",
+            "Check that both files exist, are PEM, and that the key matches the certificate.",
+        ) from exc
+    return context

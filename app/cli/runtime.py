@@ -28,7 +28,7 @@ from digest.layout import DigestLayout
 from digest.outbound import outbound_transport, verp_return_path
 from digest.send import Transport, deliver_pending
 from smtp.authcheck import dns_txt_lookup
-from smtp.handler import TidingsHandler, make_smtp_server
+from smtp.handler import TidingsHandler, make_smtp_server, tls_context_from_settings
 from smtp.ingest import process_journal_entry, process_pending
 
 log = logging.getLogger("tidings")
@@ -133,14 +133,16 @@ async def run_services(
     smtp_server = None
     if parts.smtp:
         handler = TidingsHandler(engine, settings, on_journaled=process_now)
+        tls = tls_context_from_settings(settings)
         smtp_server = await loop.create_server(
-            lambda: make_smtp_server(handler, settings.mail_domain, settings.max_message_mb),
+            lambda: make_smtp_server(handler, settings.mail_domain, settings.max_message_mb, tls),
             settings.smtp_host,
             settings.smtp_port,
         )
         announce(
             f"Mail in:   smtp://{settings.smtp_host}:{settings.smtp_port}"
-            f"  (team addresses: SLUG@{settings.mail_domain})"
+            f"  (team addresses: SLUG@{settings.mail_domain}"
+            f"{'; STARTTLS offered' if tls else ''})"
         )
     web_server = None
     if parts.web:
