@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     dkim_key_file: str = Field(
         "", description="PEM RSA private key for DKIM signing; unset: mail is not signed."
     )
+    smtp_lmtp: bool = Field(
+        False, description="Speak LMTP instead of SMTP (an MTA in front delivers over LMTP)."
+    )
     tls_cert_file: str = Field(
         "", description="PEM certificate (chain) for STARTTLS on the listener; unset: no TLS."
     )

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import AnyStr, NamedTuple
 
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine
 from sqlmodel import Session as DbSession
@@ -256,6 +257,35 @@ class TidingsSMTP(SMTP):
         await super().push(status)
 
 
+class TidingsLMTP(TidingsSMTP, LMTP):
+    """The same listener speaking LMTP (RFC 2033), for an MTA in front that delivers to
+    Tidings over LMTP: LHLO instead of EHLO, and after DATA one reply per accepted
+    recipient (aiosmtpd's LMTP sends one in all, which an LMTP client waits past). The
+    message is journaled once for all its recipients, so each gets the same reply."""
+
+    _data_recipients = 0  # recipients of the message whose DATA is under way
+    _data_started = False  # 354 was sent: the next reply is the message's
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._data_recipients = len(self.envelope.rcpt_tos)
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._data_recipients, self._data_started = 0, False
+
+    async def push(self, status: AnyStr) -> None:
+        text = status.decode() if isinstance(status, bytes) else status
+        if self._data_recipients and text.startswith("354"):
+            self._data_started = True
+        elif self._data_started:
+            # The message's reply: once per accepted recipient (RFC 2033 4.2). A refusal
+            # of the DATA command itself (before 354) is one reply, as in SMTP.
+            count, self._data_recipients, self._data_started = self._data_recipients, 0, False
+            for _ in range(count - 1):
+                await super().push(status)
+        await super().push(status)
+
+
 _SIZE_REFUSALS = frozenset(
     {
         "552 Error: Too much mail data",  # the body went over the limit
@@ -269,11 +299,13 @@ def make_smtp_server(
     hostname: str,
     max_message_mb: int,
     tls_context: ssl.SSLContext | None = None,
+    lmtp: bool = False,
 ) -> SMTP:
-    """The listener for one connection; it offers STARTTLS when `tls_context` is given
-    (`tls_context_from_settings`). TLS is offered, not required: RFC 3207 says a publicly
-    referenced MX must not require it, or servers that cannot do it could not deliver."""
-    return TidingsSMTP(
+    """The listener for one connection, speaking LMTP with `lmtp`; it offers STARTTLS
+    when `tls_context` is given (`tls_context_from_settings`). TLS is offered, not
+    required: RFC 3207 says a publicly referenced MX must not require it, or servers that
+    cannot do it could not deliver."""
+    return (TidingsLMTP if lmtp else TidingsSMTP)(
         handler,
         hostname=hostname,
         data_size_limit=max_message_mb * 1024 * 1024,

@@ -151,10 +151,11 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     logs.configure_logging(level, fmt)
 
 
-def _run(parts_kw: dict[str, bool], upgrade_first: bool) -> None:
+def _run(parts_kw: dict[str, bool], upgrade_first: bool, lmtp: bool = False) -> None:
     from app.cli.runtime import Parts, run_services
 
     cfg = settings()
+    cfg.smtp_lmtp = cfg.smtp_lmtp or lmtp
     configure_logging(cfg.log_level, cfg.log_format)
     if upgrade_first:
         db_upgrade()
@@ -185,12 +186,22 @@ def serve() -> None:
 
 
 @cli.command("smtp")
-def smtp_command() -> None:
+def smtp_command(
+    lmtp: Annotated[
+        bool,
+        typer.Option(
+            "--lmtp",
+            help="Speak LMTP instead of SMTP, for an MTA in front that delivers to Tidings"
+            " over LMTP (Postfix: transport_maps = lmtp:inet:HOST:PORT). Same as"
+            " TIDINGS_SMTP_LMTP=true.",
+        ),
+    ] = False,
+) -> None:
     """Run only the SMTP listener (scale out: several listeners, one database).
 
-    Example: TIDINGS_DATABASE_URL=postgresql+psycopg://db/tidings tidings smtp
+    Example: TIDINGS_DATABASE_URL=postgresql+psycopg://db/tidings tidings smtp --lmtp
     """
-    _run({"web": False, "worker": False}, upgrade_first=False)
+    _run({"web": False, "worker": False}, upgrade_first=False, lmtp=lmtp)
 
 
 @cli.command()

@@ -135,12 +135,15 @@ async def run_services(
         handler = TidingsHandler(engine, settings, on_journaled=process_now)
         tls = tls_context_from_settings(settings)
         smtp_server = await loop.create_server(
-            lambda: make_smtp_server(handler, settings.mail_domain, settings.max_message_mb, tls),
+            lambda: make_smtp_server(
+                handler, settings.mail_domain, settings.max_message_mb, tls, settings.smtp_lmtp
+            ),
             settings.smtp_host,
             settings.smtp_port,
         )
         announce(
-            f"Mail in:   smtp://{settings.smtp_host}:{settings.smtp_port}"
+            f"Mail in:   {'lmtp' if settings.smtp_lmtp else 'smtp'}://"
+            f"{settings.smtp_host}:{settings.smtp_port}"
             f"  (team addresses: SLUG@{settings.mail_domain}"
             f"{'; STARTTLS offered' if tls else ''})"
         )
