@@ -37,7 +37,6 @@ import pstats
 import random
 import re
 import resource
-import secrets
 import sys
 import tempfile
 import textwrap
@@ -54,6 +53,8 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from throwaway import throwaway_database  # bench/, next to this file
 
 from app.db import make_engine, session_scope, upgrade
 from app.models import Membership, MessageRef, OutboundMessage, Person, Team, Thread
@@ -267,26 +268,10 @@ def populate(url: str, scale: Scale) -> dict[str, float]:
 def database(url: str | None) -> Iterator[str]:
     """A new, empty database: a SQLite file in a temporary folder, or one created on the
     PostgreSQL server `url` names (and dropped afterwards), so nothing there is touched."""
-    if url is None:
-        with tempfile.TemporaryDirectory(prefix="tidings-bench-") as tmp:
-            yield f"sqlite:///{tmp}/tidings.db"
-        return
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
+    if url is not None and make_url(url).get_backend_name() != "postgresql":
         raise SystemExit("--database-url: give a PostgreSQL server (SQLite is the default)")
-    import psycopg
-
-    admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"tidings_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield parsed.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(url) as fresh:
+        yield fresh
 
 
 def baseline(bodies: list[str]) -> float:

@@ -50,10 +50,8 @@ import multiprocessing
 import os
 import random
 import re
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -67,6 +65,8 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from throwaway import throwaway_database  # bench/, next to this file
 
 from app.db import make_engine, session_scope, upgrade
 from app.models import Membership, Person, Team, Thread
@@ -358,24 +358,8 @@ def populate(url: str, scale: Scale) -> Loaded:
 def database(engine_name: str, pg_url: str) -> Iterator[str]:
     """A new, empty database: a SQLite file in a temporary folder, or one created on the
     PostgreSQL server `pg_url` names (and dropped afterwards), so nothing there is touched."""
-    if engine_name == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="tidings-bench-") as tmp:
-            yield f"sqlite:///{tmp}/tidings.db"
-        return
-    import psycopg
-
-    parsed = make_url(pg_url)
-    admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"tidings_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield parsed.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(None if engine_name == "sqlite" else pg_url) as fresh:
+        yield fresh
 
 
 def postgres_reachable(pg_url: str) -> str | None:

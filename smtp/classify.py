@@ -21,6 +21,8 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Literal
 
+from smtp.dsn import field_blocks, recipient_address
+
 Kind = Literal["human", "auto_reply", "bounce"]
 
 
@@ -457,7 +459,6 @@ def _body_text(message: Message) -> str:
 # --- bounces ----------------------------------------------------------------------------
 
 _STATUS_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-_FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)$")
 
 
 @dataclass
@@ -489,35 +490,9 @@ def _dsn_blocks(part: Message) -> list[list[tuple[str, str]]]:
             except Exception:
                 body = None
             if isinstance(body, str) and body.strip():
-                blocks.extend(_text_blocks(body))
+                blocks.extend(field_blocks(body))
         return blocks
-    return _text_blocks(_part_text(part))
-
-
-def _text_blocks(text: str) -> list[list[tuple[str, str]]]:
-    """Parse ``Field: value`` lines into blank-line-separated blocks."""
-    blocks: list[list[tuple[str, str]]] = [[]]
-    for line in text.splitlines():
-        if not line.strip():
-            if blocks[-1]:
-                blocks.append([])
-            continue
-        if line[0] in " \t" and blocks[-1]:
-            name, value = blocks[-1][-1]
-            blocks[-1][-1] = (name, f"{value} {line.strip()}")
-            continue
-        match = _FIELD_RE.match(line)
-        if match:
-            blocks[-1].append((match.group(1).lower(), match.group(2).strip()))
-    return [b for b in blocks if b]
-
-
-def _recipient_address(value: str) -> str:
-    """``rfc822; user@example.com`` → ``user@example.com``."""
-    if ";" in value:
-        value = value.split(";", 1)[1]
-    value = value.strip().strip("<>").strip()
-    return value.lower() if "@" in value else ""
+    return field_blocks(_part_text(part))
 
 
 def _dsn_recipients(blocks: list[list[tuple[str, str]]]) -> list[_Recipient]:
@@ -530,7 +505,7 @@ def _dsn_recipients(blocks: list[list[tuple[str, str]]]) -> list[_Recipient]:
             continue
         # Original-Recipient is the address as we sent it; Final-Recipient may be an alias
         # expansion we never heard of.
-        address = _recipient_address(original) or _recipient_address(final)
+        address = recipient_address(original) or recipient_address(final)
         status_match = _STATUS_RE.search(fields.get("status", ""))
         recipients.append(
             _Recipient(

@@ -86,7 +86,7 @@ def read_failure(
     text = _body_text(message)
     if not records:
         # Reports whose MIME structure broke keep their fields in the text.
-        blocks = _text_blocks(text)
+        blocks = field_blocks(text)
         records = _block_records(blocks, ("final-recipient", "original-recipient"))
     failed = [r for r in records if r.action not in _NOT_FAILED]
     if records and not failed:
@@ -196,9 +196,9 @@ def _records(part: Message) -> list[_Record]:
             body = sub.get_payload()
             if isinstance(body, str) and body.strip():
                 # A block with no blank line after it ends up as the next block's body.
-                blocks.extend(_text_blocks(body))
+                blocks.extend(field_blocks(body))
     else:
-        blocks = _text_blocks(_decoded(part))
+        blocks = field_blocks(_decoded(part))
     return _block_records(blocks, ("final-recipient", "original-recipient", "action"))
 
 
@@ -220,8 +220,8 @@ def _block_records(blocks: list[list[tuple[str, str]]], markers: tuple[str, ...]
             diagnostic = fields["status"][status.end() :].strip(" ()")
         records.append(
             _Record(
-                address=_address(fields.get("original-recipient", ""))
-                or _address(fields.get("final-recipient", "")),
+                address=recipient_address(fields.get("original-recipient", ""))
+                or recipient_address(fields.get("final-recipient", "")),
                 action=fields.get("action", "").strip().split(" ", 1)[0].lower(),
                 status=status.group(0) if status else "",
                 diagnostic=diagnostic.strip(),
@@ -230,7 +230,9 @@ def _block_records(blocks: list[list[tuple[str, str]]], markers: tuple[str, ...]
     return records
 
 
-def _text_blocks(text: str) -> list[list[tuple[str, str]]]:
+def field_blocks(text: str) -> list[list[tuple[str, str]]]:
+    """`Field: value` lines (continuation lines folded in) as blank-line-separated blocks,
+    names lower-cased: how a delivery status report's fields are laid out."""
     blocks: list[list[tuple[str, str]]] = [[]]
     for line in text.splitlines():
         if not line.strip():
@@ -247,7 +249,7 @@ def _text_blocks(text: str) -> list[list[tuple[str, str]]]:
     return [b for b in blocks if b]
 
 
-def _address(value: str) -> str:
+def recipient_address(value: str) -> str:
     """`rfc822; user@example.com` -> `user@example.com`."""
     if ";" in value:
         value = value.split(";", 1)[1]
