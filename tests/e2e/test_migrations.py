@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 from collections.abc import Iterator
 from datetime import time
 from pathlib import Path
@@ -11,12 +12,14 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 
 from app import store
 from app.db import alembic_config, make_engine, schema_is_current, session_scope, upgrade
-from app.models import Thread, Update
+from app.models import OutboundMessage, Thread, Update
 from app.search import include_object, search_updates
+from app.settings import Settings
+from digest.layout import DigestLayout
 from tests.conftest import fresh_postgres_database
 
 
@@ -44,7 +47,7 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         yield url
 
 
-def test_upgrade_keeps_existing_data_and_search(empty_database_url: str) -> None:
+def test_upgrade_keeps_existing_data_and_search(empty_database_url: str, tmp_path: Path) -> None:
     """A database from the first release, with members, a thread, an update that
     references its journal entry and a digest that covered it, upgrades to the newest
     schema with nothing lost: the digest's reader is not offered the update again, and a
@@ -66,6 +69,15 @@ def test_upgrade_keeps_existing_data_and_search(empty_database_url: str) -> None
             assert cursors == {"alice@example.com": 0, "bob@example.com": 1}
             [thread] = store.digest_threads(session, "<d1@x>", bob.id)  # type: ignore[union-attr,arg-type]
             assert thread.title == "Plans"
+            # Its plan names no reader (plans from before they did): rendering it again,
+            # as `tidings digest resend` does, reads the member's name and zone instead.
+            old = session.exec(select(OutboundMessage)).one()
+            settings = Settings(
+                data_dir=tmp_path, database_url=empty_database_url, mail_domain="x.test"
+            )
+            again = email.message_from_bytes(DigestLayout(settings).render(session, old))
+            assert "Old post" in again.get_payload(0).get_payload(decode=True).decode()
+            assert "Bob" in again["To"]
             assert store.is_member(session, 1, person.id)  # type: ignore[arg-type]
             assert session.get(Update, 1).inbound_id == 1  # type: ignore[union-attr]
             thread = session.get(Thread, 1)
