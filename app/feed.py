@@ -54,6 +54,7 @@ def atom_feed(session: Session, team: Team, base_url: str) -> bytes:
         .limit(FEED_ENTRIES)
     )
     rows = session.exec(query).all()
+    links = store.team_links(session, [team.id])[team.id]  # type: ignore[list-item,index]
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed")
     ET.SubElement(feed, f"{{{ATOM}}}title").text = f"{team.name} · Tidings"
@@ -74,7 +75,7 @@ def atom_feed(session: Session, team: Team, base_url: str) -> bytes:
         ).text = author.name
         # The same sanitised HTML as the archive; the XML library escapes it once more.
         content = ET.SubElement(entry, f"{{{ATOM}}}content", type="html")
-        content.text = str(render_markdown(update.body))
+        content.text = str(render_markdown(update.body, links))
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="utf-8")
 
 

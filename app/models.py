@@ -143,6 +143,17 @@ class Bounce(SQLModel, table=True):
     cleared_at: datetime | None = _optional_ts()
 
 
+class TeamLink(SQLModel, table=True):
+    """A team's link pattern: `PROJ-{id}` in a post becomes a link to `url` with the
+    number in place of `{id}` (a tracker's issue, a merge request)."""
+
+    __table_args__ = (UniqueConstraint("team_id", "pattern"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    pattern: str = Field(max_length=100)  # text around one {id}: "PROJ-{id}", "#{id}"
+    url: str = Field(max_length=500)  # http(s), with {id}
+
+
 class Membership(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("team_id", "person_id"),)
     id: int | None = Field(default=None, primary_key=True)

@@ -11,6 +11,7 @@ import html as html_lib
 import re
 import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.headerregistry import Address
@@ -19,11 +20,16 @@ from email.utils import format_datetime, formataddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import css_inline
 import markdown
 import nh3
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markdown.extensions import Extension
+from markdown.inlinepatterns import InlineProcessor
+from markdown.treeprocessors import Treeprocessor
+from markdown.util import AtomicString
 from markupsafe import Markup
 
 _ALLOWED_TAGS = {
@@ -46,13 +52,73 @@ def _image_as_link(match: re.Match[str]) -> str:
     return f'<a href="{src}">[image: {label}]</a>' if src else f"[image: {label}]"
 
 
-def render_markdown(text: str) -> Markup:
+@dataclass(frozen=True)
+class LinkRule:
+    """A team's link pattern (`TeamLink`): `PROJ-{id}` in a post links to `url` with the
+    number in place of `{id}`. Not inside code, and not in the middle of a word, a path or
+    another reference (`xPROJ-1`, `/#12`)."""
+
+    pattern: str
+    url: str
+
+    def regex(self) -> str:
+        before, _, after = self.pattern.partition("{id}")
+        return rf"(?<![\w#/-]){re.escape(before)}(?P<id>\d+){re.escape(after)}(?!\w)"
+
+
+class _LinkRuleProcessor(InlineProcessor):
+    def __init__(self, rule: LinkRule) -> None:
+        super().__init__(rule.regex())
+        self.rule = rule
+
+    def handleMatch(  # type: ignore[override]
+        self, m: re.Match[str], data: str
+    ) -> tuple[ElementTree.Element, int, int]:
+        link = ElementTree.Element("a", href=self.rule.url.replace("{id}", m.group("id")))
+        link.text = AtomicString(m.group(0))
+        return link, m.start(0), m.end(0)
+
+
+class _NoLinksInLinks(Treeprocessor):
+    """A pattern inside a link the author wrote (`[PROJ-2](url)`) stays their link's
+    text: links cannot nest."""
+
+    def run(self, root: ElementTree.Element) -> None:
+        for outer in root.iter("a"):
+            for parent in list(outer.iter()):
+                for inner in [c for c in parent if c.tag == "a"]:
+                    at = list(parent).index(inner)
+                    text = (inner.text or "") + (inner.tail or "")
+                    if at:
+                        before = parent[at - 1]
+                        before.tail = (before.tail or "") + text
+                    else:
+                        parent.text = (parent.text or "") + text
+                    parent.remove(inner)
+
+
+class _LinkRules(Extension):
+    def __init__(self, rules: Sequence[LinkRule]) -> None:
+        self.rules = rules
+        super().__init__()
+
+    def extendMarkdown(self, md: markdown.Markdown) -> None:
+        for n, rule in enumerate(self.rules):  # after code spans and links: priority 5
+            md.inlinePatterns.register(_LinkRuleProcessor(rule), f"tidings-link-{n}", 5)
+        md.treeprocessors.register(_NoLinksInLinks(md), "tidings-no-nested-links", 5)
+
+
+def render_markdown(text: str, links: Sequence[LinkRule] = ()) -> Markup:
     """Update text (Markdown, as extracted from mail) -> sanitised HTML.
 
     `nl2br` keeps the line breaks people type in mail; links get
-    `rel="nofollow noopener"` and only http(s)/mailto URLs survive; images become links.
+    `rel="nofollow noopener"` and only http(s)/mailto URLs survive; images become links;
+    the team's link patterns (`links`) become links.
     """
-    html = markdown.markdown(text, extensions=["nl2br", "fenced_code", "sane_lists", "tables"])
+    extensions: list[str | Extension] = ["nl2br", "fenced_code", "sane_lists", "tables"]
+    if links:
+        extensions.append(_LinkRules(links))
+    html = markdown.markdown(text, extensions=extensions)
     html = _IMG.sub(_image_as_link, html)
     clean = nh3.clean(
         html,

@@ -37,11 +37,13 @@ from app.models import (
     SigningKey,
     SignInRequest,
     Team,
+    TeamLink,
     Thread,
     Update,
     WebSession,
     utcnow,
 )
+from app.render import LinkRule
 from app.tokens import MAX_KEY_VERSION, ReplyKeys, reply_keys
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -257,6 +259,52 @@ def get_team(session: Session, slug: str) -> Team:
             f" `tidings team create {slug} --name NAME`.",
         )
     return team
+
+
+def add_team_link(session: Session, slug: str, pattern: str, url: str) -> TeamLink:
+    """Link `pattern` (text around one `{id}`, like `PROJ-{id}` or `#{id}`) in the team's
+    posts to `url` (http or https, with `{id}`); the same pattern again changes its URL."""
+    team = get_team(session, slug)
+    if pattern.count("{id}") != 1 or pattern == "{id}" or any(c.isspace() for c in pattern):
+        raise TidingsError(
+            f"Link pattern '{pattern}' is not text around one {{id}}.",
+            "Give it like PROJ-{id} or #{id} (no spaces); {id} stands for the number.",
+        )
+    if not url.startswith(("https://", "http://")) or "{id}" not in url:
+        raise TidingsError(
+            f"Link URL '{url}' is not an http(s) address with {{id}} in it.",
+            "Give it like https://jira.example.com/browse/PROJ-{id}.",
+        )
+    link = session.exec(
+        select(TeamLink).where(TeamLink.team_id == team.id, TeamLink.pattern == pattern)
+    ).first() or TeamLink(team_id=team.id, pattern=pattern, url=url)  # type: ignore[arg-type]
+    link.url = url
+    session.add(link)
+    session.flush()
+    return link
+
+
+def remove_team_link(session: Session, slug: str, pattern: str) -> None:
+    team = get_team(session, slug)
+    link = session.exec(
+        select(TeamLink).where(TeamLink.team_id == team.id, TeamLink.pattern == pattern)
+    ).first()
+    if link is None:
+        raise NotFound(
+            f"Team {team.slug} has no link pattern '{pattern}'.",
+            f"See them with `tidings team link list {team.slug}`.",
+        )
+    session.delete(link)
+    session.flush()
+
+
+def team_links(session: Session, team_ids: Sequence[int]) -> dict[int, list[LinkRule]]:
+    """Each team's link patterns, ready for `render_markdown` (teams without any: [])."""
+    found: dict[int, list[LinkRule]] = {team_id: [] for team_id in team_ids}
+    query = select(TeamLink).where(TeamLink.team_id.in_(team_ids)).order_by(TeamLink.id)  # type: ignore[attr-defined]
+    for link in session.exec(query):
+        found[link.team_id].append(LinkRule(link.pattern, link.url))
+    return found
 
 
 def list_teams(session: Session, team_ids: Sequence[int] | None = None) -> list[Team]:

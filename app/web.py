@@ -135,6 +135,7 @@ def thread_page(
         viewer=viewer,
         images=images,
         reply_mailto=reply,
+        links=store.team_links(session, [team.id])[team.id],  # type: ignore[list-item,index]
     )
 
 
@@ -183,7 +184,8 @@ def member_page(
     if person is None or not shared:
         raise _not_visible(request, viewer)
     updates = store.recent_updates_by(session, person_id, sorted(shared))  # type: ignore[type-var]
-    return page(request, "member.html", person=person, updates=updates, viewer=viewer)
+    links = store.team_links(session, sorted(shared))  # type: ignore[type-var]
+    return page(request, "member.html", person=person, updates=updates, viewer=viewer, links=links)
 
 
 @router.get("/search", response_class=HTMLResponse)

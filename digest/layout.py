@@ -33,6 +33,7 @@ from app.digest_plan import DigestPlan
 from app.models import OutboundMessage, Person
 from app.render import (
     INLINER,
+    LinkRule,
     QPPiece,
     address_header,
     assemble_alternative,
@@ -103,6 +104,7 @@ class DigestLayout:
         self._pieces: dict[tuple[Any, ...], QPPiece] = {}
         self._entries: dict[tuple[int, str], DigestEntry] = {}
         self._markdown: dict[int, Markup] = {}
+        self._team_links: dict[int, list[LinkRule]] = {}
         self._fixed: dict[Any, tuple[bytes, bytes]] = {}
         self._items: dict[tuple[int, str], tuple[QPPiece, QPPiece]] = {}
         self._times: dict[tuple[datetime, str], bytes] = {}
@@ -173,13 +175,13 @@ class DigestLayout:
         if body is not None:
             self._bodies.move_to_end(key)
             return body
-        entries = [
-            self._entry(u, plan.for_you.get(u.id, ""))
-            for u in self.updates.get(session, plan.updates)
-        ]
+        updates = self.updates.get(session, plan.updates)
+        pinned = self.updates.get(session, plan.blockers)
+        self._load_links(session, {u.team_id for u in (*updates, *pinned)})
+        entries = [self._entry(u, plan.for_you.get(u.id, "")) for u in updates]
         if not entries:
             raise ValueError("the updates this digest covers are gone")
-        blockers = [self._entry(u) for u in self.updates.get(session, plan.blockers)]
+        blockers = [self._entry(u) for u in pinned]
         body = self._compose(compose(entries, blockers), zone)
         threads = {e.thread_id: e.team_slug for e in entries}
         if len(threads) == 1:  # replying to the digest as a whole posts there
@@ -322,7 +324,7 @@ class DigestLayout:
                 author_name=update.author_name,
                 created_at=update.created_at,
                 body=body,
-                body_html=self._rendered(update.id, body),
+                body_html=self._rendered(update, body),
                 reply_address=slot("reply"),
                 # The permalink, not /threads/N#uM: it survives a detour through sign-in.
                 archive_url=f"{base}/updates/{update.id}",
@@ -333,11 +335,18 @@ class DigestLayout:
             )
         return self._entries[key]
 
-    def _rendered(self, update_id: int, body: str) -> Markup:
-        """The update's Markdown as HTML: rendered once, however many readers get it."""
-        if update_id not in self._markdown:
-            self._markdown[update_id] = render_markdown(body)
-        return self._markdown[update_id]
+    def _rendered(self, update: CachedUpdate, body: str) -> Markup:
+        """The update's Markdown as HTML, with its team's link patterns: rendered once,
+        however many readers get it."""
+        if update.id not in self._markdown:
+            links = self._team_links.get(update.team_id, [])
+            self._markdown[update.id] = render_markdown(body, links)
+        return self._markdown[update.id]
+
+    def _load_links(self, session: Session, team_ids: set[int]) -> None:
+        missing = sorted(team_ids - self._team_links.keys())
+        if missing:
+            self._team_links.update(store.team_links(session, missing))
 
     def piece(self, key: tuple[Any, ...], make: Callable[[], str]) -> QPPiece:
         """The piece `key`, rendered by `make` the first time it is asked for."""

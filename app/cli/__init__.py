@@ -53,6 +53,10 @@ alias_cli = typer.Typer(
     help="Other addresses a member writes from (each confirmed by a link sent to it).",
     no_args_is_help=True,
 )
+link_cli = typer.Typer(
+    help="A team's link patterns: PROJ-123 or #45 in a post becomes a link to the tracker.",
+    no_args_is_help=True,
+)
 thread_cli = typer.Typer(help="Threads in the archive.", no_args_is_help=True)
 secret_cli = typer.Typer(help="Rotate the keys that sign reply addresses.", no_args_is_help=True)
 for sub, name in [
@@ -69,6 +73,7 @@ for sub, name in [
 ]:
     cli.add_typer(sub, name=name)
 member_cli.add_typer(alias_cli, name="alias")
+team_cli.add_typer(link_cli, name="link")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 RELEASE_WAIT_SECONDS = 30  # a released message another process is processing
@@ -663,6 +668,62 @@ def member_remove(
     """
     person = with_session(store.remove_member, slug, email)
     say(f"{person.name} <{person.email}> is no longer a member of {slug.lower()}.")
+
+
+@link_cli.command("add")
+def link_add(
+    slug: Annotated[str, typer.Argument(help="The team's slug.")],
+    pattern: Annotated[
+        str, typer.Argument(help="Text around one {id} (the number): PROJ-{id}, #{id}.")
+    ],
+    url: Annotated[str, typer.Argument(help="Where it links, with {id}: https://.../{id}.")],
+) -> None:
+    """Turn references in the team's posts into links, in the archive and in digests (not
+    inside code). Adding a pattern again changes its URL.
+
+    Example: tidings team link add eng 'PROJ-{id}' 'https://jira.example.com/browse/PROJ-{id}'
+    """
+    link = with_session(store.add_team_link, slug, pattern, url)
+    say(f"In {slug}, {link.pattern} now links to {link.url}.")
+
+
+@link_cli.command("list")
+def link_list(
+    slug: Annotated[str, typer.Argument(help="The team's slug.")], as_json: JsonOpt = False
+) -> None:
+    """Show a team's link patterns.
+
+    Example: tidings team link list eng
+    """
+
+    def rows(session: Any) -> list[dict[str, str]]:
+        team = store.get_team(session, slug)
+        return [
+            {"pattern": r.pattern, "url": r.url}
+            for r in store.team_links(session, [team.id])[team.id]
+        ]  # type: ignore[list-item,index]
+
+    found = with_session(rows)
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        say(f"No link patterns. Add one: tidings team link add {slug} 'PROJ-{{id}}' URL")
+    for r in found:
+        typer.echo(f"{r['pattern']:<24} {r['url']}")
+
+
+@link_cli.command("remove")
+def link_remove(
+    slug: Annotated[str, typer.Argument(help="The team's slug.")],
+    pattern: Annotated[str, typer.Argument(help="The pattern, as added: PROJ-{id}.")],
+) -> None:
+    """Stop linking a pattern (posts render without that link from now on).
+
+    Example: tidings team link remove eng 'PROJ-{id}'
+    """
+    with_session(store.remove_team_link, slug, pattern)
+    say(f"In {slug}, {pattern} no longer links anywhere.")
 
 
 @alias_cli.command("add")

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.render import (
+    LinkRule,
     QPPiece,
     address_header,
     assemble_alternative,
@@ -135,3 +136,40 @@ def test_an_assembled_message_reads_back_as_sent() -> None:
 def test_a_boundary_quoted_printable_could_contain_is_refused() -> None:
     with pytest.raises(ValueError, match="=_"):
         assemble_alternative([], b"", b"", "boundary")
+
+
+# A team's link patterns --------------------------------------------------------------------
+
+JIRA = LinkRule("PROJ-{id}", "https://jira.example.com/browse/PROJ-{id}")
+ISSUES = LinkRule("#{id}", "https://github.com/acme/app/issues/{id}")
+
+
+def test_references_become_links_to_the_tracker() -> None:
+    html = str(render_markdown("Fixed PROJ-123 and #45; **PROJ-7** too.", [JIRA, ISSUES]))
+    assert (
+        '<a href="https://jira.example.com/browse/PROJ-123" rel="nofollow noopener">PROJ-123</a>'
+        in html
+    )
+    assert 'href="https://github.com/acme/app/issues/45"' in html
+    assert '<strong><a href="https://jira.example.com/browse/PROJ-7"' in html
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "`PROJ-1` in code",
+        "```\nPROJ-2\n```",
+        "xPROJ-3 is another project",
+        "see https://example.com/#4 and ##5",
+        "PROJ-6a is not a number",
+    ],
+)
+def test_references_are_left_alone_where_they_are_not_references(text: str) -> None:
+    assert "jira.example.com" not in str(render_markdown(text, [JIRA, ISSUES]))
+    assert "github.com/acme" not in str(render_markdown(text, [JIRA, ISSUES]))
+
+
+def test_a_reference_inside_the_authors_own_link_stays_their_link() -> None:
+    html = str(render_markdown("[about PROJ-2](https://wiki.example.com/x)", [JIRA]))
+    assert html.count("<a ") == 1 and 'href="https://wiki.example.com/x"' in html
+    assert ">about PROJ-2</a>" in html
