@@ -11,7 +11,6 @@ import html as html_lib
 import re
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.headerregistry import Address
@@ -32,6 +31,8 @@ from markdown.treeprocessors import Treeprocessor
 from markdown.util import AtomicString
 from markupsafe import Markup
 
+from app.links import LinkRule
+
 _ALLOWED_TAGS = {
     "a", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
     "li", "ol", "p", "pre", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul",
@@ -50,20 +51,6 @@ def _image_as_link(match: re.Match[str]) -> str:
     label = html_lib.escape(html_lib.unescape(attrs.get("alt", "")).strip() or "image")
     src = attrs.get("src", "")
     return f'<a href="{src}">[image: {label}]</a>' if src else f"[image: {label}]"
-
-
-@dataclass(frozen=True)
-class LinkRule:
-    """A team's link pattern (`TeamLink`): `PROJ-{id}` in a post links to `url` with the
-    number in place of `{id}`. Not inside code, and not in the middle of a word, a path or
-    another reference (`xPROJ-1`, `/#12`)."""
-
-    pattern: str
-    url: str
-
-    def regex(self) -> str:
-        before, _, after = self.pattern.partition("{id}")
-        return rf"(?<![\w#/-]){re.escape(before)}(?P<id>\d+){re.escape(after)}(?!\w)"
 
 
 class _LinkRuleProcessor(InlineProcessor):

@@ -23,6 +23,7 @@ from sqlmodel import Session, select
 
 from app.digest_plan import DigestPlan
 from app.errors import NotFound, TidingsError
+from app.links import LinkRule
 from app.models import (
     ApiToken,
     Attachment,
@@ -43,7 +44,6 @@ from app.models import (
     WebSession,
     utcnow,
 )
-from app.render import LinkRule
 from app.tokens import MAX_KEY_VERSION, ReplyKeys, reply_keys
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")

@@ -30,10 +30,10 @@ from sqlmodel import Session, select
 
 from app import store
 from app.digest_plan import DigestPlan
+from app.links import LinkRule
 from app.models import OutboundMessage, Person
 from app.render import (
     INLINER,
-    LinkRule,
     QPPiece,
     address_header,
     assemble_alternative,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.links import LinkRule
 from app.render import (
-    LinkRule,
     QPPiece,
     address_header,
     assemble_alternative,
