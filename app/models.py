@@ -154,6 +154,20 @@ class TeamLink(SQLModel, table=True):
     url: str = Field(max_length=500)  # http(s), with {id}
 
 
+class TeamWebhook(SQLModel, table=True):
+    """A chat channel's incoming-webhook URL: the team's section of each day's digest and
+    each urgent update are posted there, as Slack- or Microsoft Teams-compatible JSON."""
+
+    __table_args__ = (UniqueConstraint("team_id", "url"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    kind: str = Field(max_length=16)  # slack | teams
+    url: str = Field(max_length=1000)
+    created_at: datetime = _ts(nullable=False)
+    # Every update of the team with an id up to this one has been posted to the channel.
+    cursor: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
 class Membership(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("team_id", "person_id"),)
     id: int | None = Field(default=None, primary_key=True)
@@ -163,6 +177,10 @@ class Membership(SQLModel, table=True):
     # Every update of the team with an id up to this one has been offered to this member
     # in a planned digest (or was theirs, or older than their joining): see digest/build.py.
     digest_cursor: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # "admin": runs the team, and is told in their digest when a member's mail is paused.
+    role: str = Field(
+        default="member", max_length=16, sa_column_kwargs={"server_default": "member"}
+    )
 
 
 class Thread(SQLModel, table=True):
