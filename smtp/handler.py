@@ -3,7 +3,8 @@
 RCPT refuses addresses that are neither a team address nor a valid reply address, so
 we never relay. DATA refuses senders who are not members of a team they write to (their server
 bounces it back to them, so nothing is lost), then commits the raw message to the
-journal, and only then answers 250. Parsing and storing the update happens after
+journal (together with whatever other sessions' messages arrived meanwhile: a group
+commit, smtp/journal.py), and only then answers 250. Parsing and storing the update happens after
 that, off the SMTP path.
 """
 
@@ -13,21 +14,24 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import AnyStr, NamedTuple
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session as DbSession
 
 from app import metrics, store
 from app.db import session_scope
 from app.errors import NotFound, TidingsError
 from app.logs import journal_context
+from app.models import Person, Team
 from app.settings import Settings
 from app.tokens import parse_recipient
 from smtp.classify import classify_message
+from smtp.journal import GroupCommit
 from smtp.limits import ClientLimits
 from smtp.parse import header_message, message_id_of, sender_address
 from smtp.reply_address import Refusal, check_reply_token
@@ -38,6 +42,7 @@ log = logging.getLogger(__name__)
 MAX_LINE_BYTES = 64 * 1024
 MAX_RECIPIENTS = 50  # a reply goes to one or two team addresses; more looks like abuse
 COMMAND_TIMEOUT_SECONDS = 120
+OPEN_TEAM_SECONDS = 5.0
 OK_RCPT = "250 2.1.5 Recipient OK"
 
 
@@ -63,6 +68,10 @@ class TidingsHandler:
         self.domain = settings.mail_domain
         self.secret = settings.ensure_secret_key()
         self.on_journaled = on_journaled
+        # Team addresses found open at RCPT in the last OPEN_TEAM_SECONDS: a busy listener
+        # answers their RCPT without a database read. DATA checks the team again.
+        self._open_teams: dict[str, float] = {}
+        self.journal: GroupCommit[Arrival, int | Refused] = GroupCommit(self.accept_batch)
         self.limits = ClientLimits(
             settings.smtp_max_sessions_per_ip,
             settings.smtp_max_messages_per_minute,
@@ -99,7 +108,11 @@ class TidingsHandler:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             metrics.message_rejected("too-many-recipients")
             return f"452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS} a message)"
-        refusal = await asyncio.to_thread(self.check_recipient, address)
+        recent = self._open_teams.get(address.lower())
+        if recent is not None and time.monotonic() - recent < OPEN_TEAM_SECONDS:
+            refusal = None
+        else:
+            refusal = await asyncio.to_thread(self.check_recipient, address)
         if refusal:
             metrics.message_rejected(refusal.reason)
             return refusal.line
@@ -139,6 +152,7 @@ class TidingsHandler:
                 notice = store.archived_notice(team)
                 return Refused("team-archived", f"550 5.2.1 <{address}>: {notice}")
             if recipient.token is None:
+                self._open_teams[address.lower()] = time.monotonic()
                 return None
             checked = check_reply_token(
                 db, team, recipient.token, self.secret, self.settings.team_address(team.slug)
@@ -153,7 +167,12 @@ class TidingsHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         peer = str(session.peer[0]) if session.peer else ""
         metrics.MESSAGES_RECEIVED.inc()
-        result = await asyncio.to_thread(self.accept, raw, envelope, peer)
+        arrival = Arrival(raw, envelope.mail_from or "", tuple(envelope.rcpt_tos), peer)
+        try:
+            result = await self.journal.submit(arrival)
+        except SQLAlchemyError:
+            metrics.message_rejected("journal-unavailable")
+            return "451 4.3.0 Could not store the message just now; please try again later"
         if isinstance(result, Refused):
             metrics.message_rejected(result.reason)
             log.info("refused a message from %s: %s", peer, result.reason)
@@ -163,53 +182,103 @@ class TidingsHandler:
             self.on_journaled(result)
         return f"250 2.0.0 Message accepted as {result}"
 
-    def accept(self, raw: bytes, envelope: Envelope, peer: str) -> int | Refused:
-        """Journal the message and return its id, or why and the 550 line refusing it."""
-        headers = header_message(raw)
-        sender = sender_address(headers)
-        automatic = not envelope.mail_from or classify_message(headers).kind != "human"
+    def accept_batch(self, arrivals: Sequence[Arrival]) -> list[int | Refused]:
+        """Journal the messages that may come in, in one transaction; for each arrival its
+        journal id, or why and the 550 line refusing it. Runs in the group commit's thread."""
+        decisions: list[tuple[Arrival, str | None] | Refused] = []
         with session_scope(self.engine) as db:
-            # Bounces and auto-replies are kept (quarantined by processing, never posted):
-            # refusing them would only make the sending server bounce a bounce.
-            if not automatic:
-                refusal = self._check_sender(db, sender, envelope.rcpt_tos)
-                if refusal:
-                    return refusal
-            entry = store.journal_message(
+            senders = _SenderCheck(db, self.domain)
+            for arrival in arrivals:
+                headers = header_message(arrival.raw)
+                automatic = not arrival.mail_from or classify_message(headers).kind != "human"
+                # Bounces and auto-replies are kept (quarantined by processing, never
+                # posted): refusing them would only make the sending server bounce a bounce.
+                refusal = (
+                    None
+                    if automatic
+                    else senders.refusal(sender_address(headers), arrival.rcpt_tos)
+                )
+                decisions.append(refusal or (arrival, message_id_of(headers)))
+            entries = store.journal_messages(
                 db,
-                raw=raw,
-                mail_from=envelope.mail_from or "",
-                rcpt_tos=envelope.rcpt_tos,
-                peer=peer,
-                message_id=message_id_of(headers),
+                [
+                    store.JournalArrival(a.raw, a.mail_from, a.rcpt_tos, a.peer, message_id)
+                    for a, message_id in (d for d in decisions if not isinstance(d, Refused))
+                ],
             )
-            entry_id = entry.id
-        with journal_context(entry_id):
-            log.info("journaled message %s from %s (%d bytes)", entry_id, peer, len(raw))
-        return entry_id  # type: ignore[return-value]
+        ids = iter(entries)
+        outcomes: list[int | Refused] = []
+        for decision in decisions:
+            if isinstance(decision, Refused):
+                outcomes.append(decision)
+                continue
+            entry_id, (arrival, _) = next(ids), decision
+            outcomes.append(entry_id)
+            with journal_context(entry_id):
+                log.info(
+                    "journaled message %s from %s (%d bytes)",
+                    entry_id,
+                    arrival.peer,
+                    len(arrival.raw),
+                )
+        return outcomes
 
-    def _check_sender(self, db: DbSession, sender: str, rcpt_tos: list[str]) -> Refused | None:
+
+class Arrival(NamedTuple):
+    """A message as DATA received it, on its way to the journal."""
+
+    raw: bytes
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    peer: str
+
+
+class _SenderCheck:
+    """Whether a message's From may write to its team addresses, for one batch: each
+    sender and membership is looked up once however many of their messages it holds."""
+
+    def __init__(self, db: DbSession, domain: str) -> None:
+        self.db, self.domain = db, domain
+        self._people: dict[str, Person | None] = {}
+        self._teams: dict[tuple[str, str], tuple[Team, bool]] = {}  # by (sender, slug)
+
+    def refusal(self, sender: str, rcpt_tos: Sequence[str]) -> Refused | None:
         if not sender:
             return Refused(
                 "no-from-address",
                 "550 5.7.1 This message has no From address Tidings can read; send it"
                 " from the address you are a team member with",
             )
-        person = store.find_person(db, sender)
         for rcpt in rcpt_tos:
             recipient = parse_recipient(rcpt, self.domain)
             # A reply address was checked at RCPT; a sender other than the member it was
             # issued to is held for that member's approval by processing, not refused here.
             if recipient is None or recipient.token is not None or is_service_address(recipient):
                 continue
-            team = store.get_team(db, recipient.team_slug)
-            if person is None or not store.is_member(db, team.id, person.id):  # type: ignore[arg-type]
+            team, member = self._membership(sender, recipient.team_slug)
+            if team.archived_at is not None:  # since RCPT looked (it may have used a recent look)
+                return Refused(
+                    "team-archived", f"550 5.2.1 <{rcpt}>: {store.archived_notice(team)}"
+                )
+            if not member:
                 return Refused(
                     "not-a-member",
                     f"550 5.7.1 {sender} is not a member of {team.slug}; ask a team admin to"
                     " add you, then send again",
                 )
         return None
+
+    def _membership(self, sender: str, slug: str) -> tuple[Team, bool]:
+        """The team `slug` names, and whether `sender` is one of its members."""
+        key = (sender, slug.lower())
+        if key not in self._teams:
+            if sender not in self._people:
+                self._people[sender] = store.find_person(self.db, sender)
+            person = self._people[sender]
+            team = store.get_team(self.db, slug)
+            member = person is not None and store.is_member(self.db, team.id, person.id)  # type: ignore[arg-type]
+            self._teams[key] = (team, member)
+        return self._teams[key]
 
 
 class TidingsSMTP(SMTP):

@@ -30,6 +30,7 @@ from digest.send import Transport, deliver_pending
 from smtp.authcheck import dns_txt_lookup
 from smtp.handler import TidingsHandler, make_smtp_server, tls_context_from_settings
 from smtp.ingest import process_journal_entry, process_pending
+from smtp.journal import ProcessingLane
 
 log = logging.getLogger("tidings")
 
@@ -103,16 +104,7 @@ async def run_services(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     tasks: list[asyncio.Task[None]] = []
-    background: set[asyncio.Future[str]] = set()
     worker = Worker(engine, settings, outbound_transport(settings))
-
-    def process_now(entry_id: int) -> None:
-        future = asyncio.ensure_future(
-            asyncio.to_thread(process_journal_entry, engine, entry_id, settings)
-        )
-        background.add(future)
-        future.add_done_callback(background.discard)
-        future.add_done_callback(lambda _f: worker.poke())
 
     metrics_server = None
     if settings.metrics_port:
@@ -130,9 +122,14 @@ async def run_services(
                 "Change TIDINGS_METRICS_PORT, or set it to 0 to turn the metrics port off.",
             ) from exc
         announce(f"Metrics:   http://{settings.metrics_host}:{settings.metrics_port}/metrics")
-    smtp_server = None
+    smtp_server, handler = None, None
+    processing = ProcessingLane(
+        lambda entry_id: process_journal_entry(engine, entry_id, settings),
+        after_each_run=worker.poke,
+        listener_busy=lambda: handler is not None and handler.journal.busy,
+    )
     if parts.smtp:
-        handler = TidingsHandler(engine, settings, on_journaled=process_now)
+        handler = TidingsHandler(engine, settings, on_journaled=processing.add)
         tls = tls_context_from_settings(settings)
         smtp_server = await loop.create_server(
             lambda: make_smtp_server(
@@ -173,10 +170,12 @@ async def run_services(
     if smtp_server is not None:
         smtp_server.close()
         await smtp_server.wait_closed()
+    if handler is not None:
+        await handler.journal.drain()  # messages mid-commit still get their 250
     if web_server is not None:
         web_server.should_exit = True
-    if background:
-        await asyncio.wait(background, timeout=30)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(processing.drain(), timeout=30)
     if worker_task is not None:
         worker_task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

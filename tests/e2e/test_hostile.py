@@ -18,8 +18,6 @@ from datetime import timedelta
 from email.utils import getaddresses
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
 from sqlalchemy import Engine
 from sqlmodel import select
 
@@ -28,24 +26,16 @@ from app.db import make_engine, session_scope, upgrade
 from app.errors import TidingsError
 from app.models import InboundMessage, Update
 from app.settings import Settings
-from smtp.handler import TidingsHandler, make_smtp_server
+from smtp.handler import TidingsHandler
 from smtp.ingest import process_pending
 from smtp.mime_limits import MAX_DECODED_BYTES, MAX_DEPTH, MAX_HEADERS, MAX_LINE_CHARS, MAX_PARTS
 from smtp.parse import header_message
 from tests.conftest import IN_CI, SHARED, free_port
+from tests.e2e.listener import ListenerController
 
 CORPUS = SHARED / "corpus" / "hostile"
 TEAM = "eng@tidings.test"
 FINISHED = {"processed", "quarantined", "duplicate"}
-
-
-class ListenerController(Controller):
-    """aiosmtpd's test controller, serving our SMTP server class with our limits."""
-
-    max_message_mb = 25
-
-    def factory(self) -> SMTP:
-        return make_smtp_server(self.handler, "tidings.test", self.max_message_mb)
 
 
 @pytest.fixture(scope="module")
