@@ -33,7 +33,7 @@ from app.tokens import parse_recipient
 from smtp.classify import classify_message
 from smtp.journal import GroupCommit
 from smtp.limits import ClientLimits
-from smtp.parse import header_message, message_id_of, sender_address
+from smtp.parse import header_message, headers_only, message_id_of, sender_address
 from smtp.reply_address import Refusal, check_reply_token
 from smtp.service_mail import is_service_address, returned_for, unsubscriber
 
@@ -189,15 +189,16 @@ class TidingsHandler:
         with session_scope(self.engine) as db:
             senders = _SenderCheck(db, self.domain)
             for arrival in arrivals:
-                headers = header_message(arrival.raw)
-                automatic = not arrival.mail_from or classify_message(headers).kind != "human"
+                headers = headers_only(arrival.raw)
+                refusal = senders.refusal(sender_address(headers), arrival.rcpt_tos)
                 # Bounces and auto-replies are kept (quarantined by processing, never
-                # posted): refusing them would only make the sending server bounce a bounce.
-                refusal = (
-                    None
-                    if automatic
-                    else senders.refusal(sender_address(headers), arrival.rcpt_tos)
-                )
+                # posted): refusing them would only make the sending server bounce a
+                # bounce. Telling them apart reads the body, so only for mail refused.
+                if refusal and (
+                    not arrival.mail_from
+                    or classify_message(header_message(arrival.raw)).kind != "human"
+                ):
+                    refusal = None
                 decisions.append(refusal or (arrival, message_id_of(headers)))
             entries = store.journal_messages(
                 db,

@@ -12,6 +12,7 @@ import email.policy
 import re
 from dataclasses import dataclass, field
 from email.message import Message
+from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr
 
 import mailparser
@@ -121,8 +122,15 @@ def _field(message: Message, name: str) -> str:
 
 
 def header_message(raw: bytes) -> Message:
-    """Only the headers, cheaply and without ever raising: enough for routing decisions."""
+    """The message parsed leniently (compat32), without ever raising: enough for routing
+    and classifying, without the decoding `parse_message` does."""
     return email.message_from_bytes(raw, policy=email.policy.compat32)
+
+
+def headers_only(raw: bytes) -> Message:
+    """Only the header section (the body stays one unparsed string): what the listener
+    reads while a sender waits, however large the message."""
+    return BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
 
 
 def sender_address(message: Message) -> str:

@@ -114,6 +114,21 @@ async def test_a_message_the_journal_cannot_store_is_told_to_try_later(
     assert "<batch-101@example.com>" in journaled_ids(engine)
 
 
+async def test_automatic_mail_from_a_stranger_is_kept_not_bounced(
+    listener: tuple[Engine, int],
+) -> None:
+    """Refusing an auto-reply or a bounce would only make its server bounce it back."""
+    engine, port = listener
+    auto_reply = message("stranger@example.com", 301)
+    auto_reply["Auto-Submitted"] = "auto-replied"
+    bounce = message("mailer-daemon@example.com", 302)
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30) as client:
+        await client.send_message(auto_reply, sender="stranger@example.com", recipients=[TEAM])
+        await client.sendmail("", [TEAM], bytes(bounce))  # MAIL FROM:<>, as bounces come
+    journal = journaled_ids(engine)
+    assert "<batch-301@example.com>" in journal and "<batch-302@example.com>" in journal
+
+
 async def test_a_team_archived_since_its_last_message_refuses_the_next(
     listener: tuple[Engine, int],
 ) -> None:
