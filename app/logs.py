@@ -63,8 +63,9 @@ _NOISY = {
     # the bounce's classification is what matters, and it is recorded.
     "flufl.bounce": logging.CRITICAL,
 }
-# aiosmtpd logs every SMTP command (addresses with reply tokens) and Alembic every step.
-_CHATTY = ("mail.log", "alembic")
+# aiosmtpd logs every SMTP command (addresses with reply tokens), Alembic every step, and
+# httpx every request's URL (a chat webhook's URL is its secret: see digest/webhooks.py).
+_CHATTY = ("mail.log", "alembic", "httpx")
 
 NOTES = "tidings.cli"
 """The logger of the CLI's progress notes when they are JSON lines too (always INFO)."""

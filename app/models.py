@@ -164,8 +164,17 @@ class TeamWebhook(SQLModel, table=True):
     kind: str = Field(max_length=16)  # slack | teams
     url: str = Field(max_length=1000)
     created_at: datetime = _ts(nullable=False)
-    # Every update of the team with an id up to this one has been posted to the channel.
+    # The team's section is posted once a day at this local hour in `timezone`.
+    hour: int = Field(default=9, sa_column_kwargs={"server_default": "9"})
+    timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
+    # Every update of the team with an id up to this one has been posted to the channel in
+    # a day's section (urgent ones were posted on their own too, as they came).
     cursor: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Every update up to this one has been looked at for urgency, and posted if urgent.
+    urgent_cursor: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # When the last day's section was planned (posted, or nothing was new): the schedule
+    # counts from it.
+    last_section_at: datetime | None = _optional_ts()
 
 
 class Membership(SQLModel, table=True):
@@ -273,7 +282,9 @@ class OutboundMessage(SQLModel, table=True):
     """The outbox: every message Tidings sends is written here before it is sent."""
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=16)  # digest | checkin | receipt | approval | notice | alias
+    # digest | checkin | receipt | approval | notice | alias | webhook (a chat post: `raw` is
+    # its JSON, `recipient` the webhook's URL; see digest/webhooks.py)
+    kind: str = Field(max_length=16)
     idempotency_key: str = Field(unique=True, max_length=200)
     person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
     recipient: str

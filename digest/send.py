@@ -18,6 +18,11 @@ One delivery pass (`deliver_pending`) sends everything it claims over one SMTP s
 opened when the first message needs it and opened again whenever the relay drops it.
 A planned digest is rendered from its plan as it is claimed (digest/layout.py), with one
 `DigestLayout` for the pass, so what digests share is rendered once per pass.
+
+A chat post (kind `webhook`, digest/webhooks.py) is not mail: its JSON is POSTed to the
+webhook's URL, over one HTTP client per pass. A 2xx sends it; a 429, a 408, a 5xx or a
+network error is retried like a 4xx reply; any other answer (a 404 for a revoked
+webhook) fails it at once. Logs name only the webhook's host: its URL is its secret.
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ from app.db import session_scope
 from app.digest_plan import DigestPlan
 from app.errors import TidingsError
 from app.models import Membership, MessageRef, OutboundMessage, UTCDateTime, utcnow
+from app.webhooks import WEBHOOK_KIND
 from digest.layout import DigestLayout
+from digest.webhooks import WebhookPoster, recipient_in_logs
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +401,7 @@ async def deliver_pending(
     perhaps after a connect timeout.
     """
     report = DeliveryReport()
-    async with transport.connect() as connection:
+    async with transport.connect() as connection, WebhookPoster() as webhooks:
         for _ in range(limit):
             row = await asyncio.to_thread(_claim, engine)
             if row is None:
@@ -407,7 +414,10 @@ async def deliver_pending(
                 error, permanent = _describe(exc), True
             else:
                 try:
-                    error, permanent = await _attempt(connection, row, return_path)
+                    if row.kind == WEBHOOK_KIND:  # a chat post: JSON to its URL, not mail
+                        error, permanent = await webhooks.post(row)
+                    else:
+                        error, permanent = await _attempt(connection, row, return_path)
                 except RelayUnavailable as exc:
                     error, permanent, relay_down = str(exc), False, True
             status = await asyncio.to_thread(_finish, engine, row, error, permanent)
@@ -421,14 +431,16 @@ async def deliver_pending(
                 log.warning(
                     "sending outbox row %s to %s failed (attempt %s), retrying after %s: %s",
                     row.id,
-                    row.recipient,
+                    recipient_in_logs(row),
                     row.attempts,
                     next_attempt_at(row).isoformat(timespec="seconds"),  # type: ignore[union-attr]
                     error,
                 )
             else:
                 metrics.OUTBOX_FAILED.labels(row.kind).inc()
-                log.warning("outbox row %s to %s failed for good: %s", row.id, row.recipient, error)
+                log.warning(
+                    "outbox row %s to %s failed for good: %s", row.id, recipient_in_logs(row), error
+                )
             if relay_down:
                 break
     return report

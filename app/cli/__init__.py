@@ -1213,6 +1213,12 @@ def secret_retire(
     say(f"Key version {version} is retired: reply addresses signed with it are refused.")
 
 
+# Imported here, not at the top: its commands use the helpers defined above.
+from app.cli.webhooks import webhook_cli  # noqa: E402
+
+team_cli.add_typer(webhook_cli, name="webhook")
+
+
 def main() -> None:
     try:
         cli()

@@ -27,6 +27,7 @@ from digest.checkin import run_checkins
 from digest.layout import DigestLayout
 from digest.outbound import outbound_transport, verp_return_path
 from digest.send import Transport, deliver_pending
+from digest.webhooks import run_webhooks
 from smtp.authcheck import dns_txt_lookup
 from smtp.handler import TidingsHandler, make_smtp_server, tls_context_from_settings
 from smtp.ingest import process_journal_entry, process_pending
@@ -51,7 +52,8 @@ class _Server(uvicorn.Server):
 
 
 class Worker:
-    """Processes the inbound journal, plans due check-ins and digests, delivers the outbox.
+    """Processes the inbound journal, plans due check-ins, digests and chat posts (urgent
+    updates at once, each webhook's day's section at its hour), delivers the outbox.
 
     It wakes every `worker_poll_seconds`, or at once when `poke()` is called (the
     listener pokes it when it has journaled a message, so replies show up quickly).
@@ -71,6 +73,7 @@ class Worker:
         metrics.CHECKINS_PLANNED.inc(prompts)
         run = await asyncio.to_thread(run_digests, self.engine, self.settings, utcnow())
         metrics.DIGESTS_PLANNED.inc(run.planned)
+        await asyncio.to_thread(run_webhooks, self.engine, self.settings, utcnow())
         await deliver_pending(
             self.engine,
             self.transport,
