@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from app import store
-from app.deps import RowId, SessionDep, SettingsDep, TokenDep
+from app.deps import RowId, SessionDep, SettingsDep, TokenDep, team_for_token
 from app.errors import NotFound
-from app.models import Team
 from app.schemas import (
     ErrorOut,
     MemberOut,
@@ -33,17 +32,6 @@ router = APIRouter(
 )
 
 
-def _team(session: SessionDep, token: TokenDep, slug: str) -> Team:
-    try:
-        team = store.get_team(session, slug)
-    except NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, exc.message) from exc
-    if team.id not in store.visible_team_ids(session, token):
-        # The same answer as for a team that does not exist: never reveal other teams.
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No team '{slug}'.")
-    return team
-
-
 @router.get("/teams", response_model=list[TeamOut])
 def list_teams(session: SessionDep, settings: SettingsDep, token: TokenDep) -> list[TeamOut]:
     return [
@@ -59,7 +47,7 @@ def list_teams(session: SessionDep, settings: SettingsDep, token: TokenDep) -> l
 
 @router.get("/teams/{slug}/members", response_model=list[MemberOut])
 def list_members(session: SessionDep, token: TokenDep, slug: str) -> list[MemberOut]:
-    team = _team(session, token, slug)
+    team = team_for_token(session, token, slug)
     return [
         MemberOut.model_validate(p, from_attributes=True)
         for p in store.list_members(session, team.slug)
@@ -72,9 +60,9 @@ def list_threads(
     token: TokenDep,
     slug: str,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # past it the driver fails (500)
 ) -> list[ThreadOut]:
-    team = _team(session, token, slug)
+    team = team_for_token(session, token, slug)
     return [thread_out(t, team) for t in store.team_threads(session, team.id, limit, offset)]  # type: ignore[arg-type]
 
 
@@ -99,7 +87,7 @@ def search(
 ) -> list[SearchHitOut]:
     team_ids = store.visible_team_ids(session, token)
     if team is not None:
-        team_ids = [_team(session, token, team).id]  # type: ignore[list-item]
+        team_ids = [team_for_token(session, token, team).id]  # type: ignore[list-item]
     return search_out(session, q, team_ids)
 
 

@@ -1,5 +1,5 @@
-"""FastAPI dependencies: the session per request, API-token authentication, and the
-signed-in member of the web archive."""
+"""FastAPI dependencies: the session per request, API-token authentication (with the
+write scope, and the teams a token may see), and the signed-in member of the web archive."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from sqlmodel import Session
 
 from app import store
 from app.db import session_scope
-from app.models import ApiToken, Person, utcnow
+from app.errors import NotFound
+from app.models import ApiToken, Person, Team, utcnow
 from app.settings import Settings
 
 SESSION_COOKIE = "tidings_session"
@@ -60,6 +61,50 @@ def api_token(
 
 
 TokenDep = Annotated[ApiToken, Depends(api_token)]
+
+
+def write_token(session: SessionDep, token: TokenDep) -> ApiToken:
+    """A token that may change things (`--scope write`); a read token gets 403 saying how
+    to make one. Checked before anything about the request, so it reveals nothing."""
+    if token.scope != "write":
+        team = session.get(Team, token.team_id) if token.team_id is not None else None
+        same_team = f" --team {team.slug}" if team is not None else ""
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "This API token may only read. To make changes, create a write token:"
+            f" `tidings token create{same_team} --scope write`.",
+        )
+    return token
+
+
+WriteTokenDep = Annotated[ApiToken, Depends(write_token)]
+
+
+def all_teams_write_token(token: WriteTokenDep) -> ApiToken:
+    """A write token for every team: for changes that are not about one team (creating a
+    team, rotating the reply-address keys)."""
+    if token.team_id is not None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "This is not about one team, and this token is limited to one. Use a write token"
+            " for every team: `tidings token create --scope write` (without --team).",
+        )
+    return token
+
+
+AllTeamsWriteTokenDep = Annotated[ApiToken, Depends(all_teams_write_token)]
+
+
+def team_for_token(session: Session, token: ApiToken, slug: str) -> Team:
+    """The team with this slug (or a former one), if the token may see it; otherwise 404,
+    the same answer as for a team that does not exist, so other teams are never revealed."""
+    try:
+        team = store.get_team(session, slug)
+    except NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, exc.message) from exc
+    if team.id not in store.visible_team_ids(session, token):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No team '{slug}'.")
+    return team
 
 
 def current_person(request: Request, session: SessionDep) -> Person | None:

@@ -13,3 +13,8 @@ class TidingsError(Exception):
 
 class NotFound(TidingsError):
     pass
+
+
+class Conflict(TidingsError):
+    """Refused because of what exists now (a slug taken, a digest not sent yet), not
+    because the request was malformed: the API answers it with 409."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import account, actions, api, feed, metrics, signin, web
+from app import account, actions, api, api_admin, feed, metrics, signin, web
 from app.db import make_engine, schema_is_current
 from app.settings import Settings
 
@@ -45,7 +46,14 @@ async def _listener_check(host: str, port: int) -> str:
     return "ok"
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    engine: Engine | None = None,
+    process_entry: Callable[[int], object] | None = None,
+) -> FastAPI:
+    """The web app. `process_entry` runs processing on a journal entry now (the
+    composition root hands in smtp/'s); without it, released quarantined mail waits for
+    the worker."""
     app = FastAPI(
         title="Tidings",
         summary="Email-first async check-ins: threads of updates, digests, archive.",
@@ -53,7 +61,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
+    app.state.process_entry = process_entry
     app.include_router(api.router)
+    app.include_router(api_admin.router)
     app.include_router(web.router)
     app.include_router(actions.router)
     app.include_router(signin.router)

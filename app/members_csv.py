@@ -1,5 +1,6 @@
-"""`tidings member import`: members of a team from a CSV file, checked whole before any
-change, with a plan of what would change that a dry run prints and a real run applies.
+"""`tidings member import` (and the API's): members of a team from CSV, checked whole
+before any change, with a plan of what would change that a dry run shows and a real run
+applies.
 
 The file has a header row naming the columns name, email, timezone, cadence and hour (in
 any order). Rows are numbered as a spreadsheet shows them: the header is row 1. An empty
@@ -19,6 +20,7 @@ from app import store
 from app.errors import TidingsError
 
 COLUMNS = ("name", "email", "timezone", "cadence", "hour")
+ACTIONS = ("add", "join", "change", "same")
 DEFAULTS = {"timezone": "UTC", "cadence": "daily", "hour": 9}
 MAX_PROBLEMS_SHOWN = 50
 
@@ -214,3 +216,38 @@ def apply_import(
             )
         if progress is not None:
             progress(done, len(plan))
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What an import did, or with `dry_run` would do: the plan, row by row."""
+
+    plan: list[Change]
+    dry_run: bool
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {action: sum(c.action == action for c in self.plan) for action in ACTIONS}
+
+    def summary(self) -> str:
+        counts = self.counts
+        return (
+            f"{counts['add']} new, {counts['join']} joining from other teams,"
+            f" {counts['change']} changed, {counts['same']} unchanged"
+        )
+
+
+def import_members(
+    session: Session,
+    slug: str,
+    text: str,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Imported:
+    """Read the CSV text, check every row, plan, and unless `dry_run` make the changes
+    (one transaction: the caller commits). Any problem raises a TidingsError naming every
+    row at fault, and nothing changes."""
+    plan = plan_import(session, slug, read_rows(text))
+    if not dry_run:
+        apply_import(session, slug, plan, progress)
+    return Imported(plan, dry_run)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.digest_plan import DigestPlan
-from app.errors import NotFound, TidingsError
+from app.errors import Conflict, NotFound, TidingsError
 from app.links import LinkRule
 from app.models import (
     ApiToken,
@@ -44,7 +44,7 @@ from app.models import (
     WebSession,
     utcnow,
 )
-from app.tokens import MAX_KEY_VERSION, ReplyKeys, reply_keys
+from app.tokens import MAX_KEY_VERSION, ReplyKeys, parse_recipient, reply_keys
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # Local parts we use for our own purposes; a team by that name would shadow them.
@@ -85,7 +85,7 @@ def _former_slug(session: Session, slug: str) -> FormerTeamSlug | None:
 
 def _refuse_former_slug(session: Session, former: FormerTeamSlug) -> None:
     owner = session.get(Team, former.team_id)
-    raise TidingsError(
+    raise Conflict(
         f"'{former.slug}' was the slug of team {owner.slug if owner else '?'} until"
         f" {former.retired_at:%Y-%m-%d}: mail to {former.slug}@ and reply addresses in older"
         " mail still reach that team.",
@@ -96,7 +96,7 @@ def _refuse_former_slug(session: Session, former: FormerTeamSlug) -> None:
 def create_team(session: Session, slug: str, name: str, public: bool = False) -> Team:
     slug = _valid_slug(slug)
     if session.exec(select(Team).where(Team.slug == slug)).first():
-        raise TidingsError(f"Team '{slug}' already exists.", "See it with `tidings team list`.")
+        raise Conflict(f"Team '{slug}' already exists.", "See it with `tidings team list`.")
     former = _former_slug(session, slug)
     if former is not None:
         _refuse_former_slug(session, former)
@@ -128,7 +128,7 @@ def rename_team(
     if new_slug is not None and _valid_slug(new_slug) != old:
         new = _valid_slug(new_slug)
         if session.exec(select(Team).where(Team.slug == new)).first():
-            raise TidingsError(
+            raise Conflict(
                 f"Team '{new}' already exists.", "Choose another slug, or see `tidings team list`."
             )
         former = _former_slug(session, new)
@@ -1359,7 +1359,7 @@ def resend_latest_digest(session: Session, email: str, now: datetime) -> Outboun
     the same content). It moves no cursors, and its failure moves none back."""
     person = _member(session, email)
     if person.mail_paused_at is not None:
-        raise TidingsError(
+        raise Conflict(
             f"Mail to {person.email} is paused ({person.mail_paused_reason}).",
             f"Resume it first: tidings member resume {person.email}",
         )
@@ -1378,7 +1378,7 @@ def resend_latest_digest(session: Session, email: str, now: datetime) -> Outboun
             "Send digests to everyone with something new: tidings digest run --now",
         )
     if latest.status in ("pending", "sending"):
-        raise TidingsError(
+        raise Conflict(
             f"{person.email}'s latest digest (outbox #{latest.id}) has not gone out yet.",
             "The worker sends it shortly (or run `tidings digest run`); resend it after.",
         )
@@ -1509,7 +1509,7 @@ def rotate_signing_key(session: Session) -> SigningKey:
     """Start signing with a new key version; older versions keep verifying until retired."""
     newest = max((k.version for k in signing_keys(session)), default=0)
     if newest >= MAX_KEY_VERSION:
-        raise TidingsError(
+        raise Conflict(
             f"Key version {newest} is the last one a reply token can name.",
             "Change TIDINGS_SECRET_KEY instead: that invalidates every reply address at once.",
         )
@@ -1518,7 +1518,7 @@ def rotate_signing_key(session: Session) -> SigningKey:
         with session.begin_nested():
             session.add(key)
     except IntegrityError as exc:
-        raise TidingsError(
+        raise Conflict(
             "Another rotation ran at the same time.", "Check with `tidings secret list`."
         ) from exc
     return key
@@ -1649,3 +1649,109 @@ def viewable_team_ids(session: Session, person: Person | None) -> list[int]:
     public = [t.id for t in session.exec(select(Team).where(Team.public))]
     mine = team_ids_of(session, person.id) if person is not None else []  # type: ignore[arg-type]
     return sorted({*public, *mine})  # type: ignore[type-var]
+
+
+# Roles, quarantine by team, key versions ---------------------------------------------------
+
+ROLES = ("admin", "member")
+
+
+def team_member(session: Session, slug: str, email: str) -> tuple[Team, Person, Membership]:
+    """The team, the person with this address (or confirmed alias) and their membership
+    of it; NotFound when they are not a member of that team."""
+    team = get_team(session, slug)
+    person = find_person(session, email)
+    membership = None
+    if person is not None:
+        membership = session.exec(
+            select(Membership).where(
+                Membership.team_id == team.id, Membership.person_id == person.id
+            )
+        ).first()
+    if person is None or membership is None:
+        raise NotFound(
+            f"{normalise_email(email)} is not a member of {team.slug}.",
+            f"See the members with `tidings member list {team.slug}`.",
+        )
+    return team, person, membership
+
+
+def set_member_role(session: Session, slug: str, email: str, role: str) -> Membership:
+    """Make a member of the team its admin, or an ordinary member again."""
+    if role not in ROLES:
+        raise TidingsError(f"Unknown role '{role}'.", f"Use one of {', '.join(ROLES)}.")
+    _team, _person, membership = team_member(session, slug, email)
+    membership.role = role
+    session.add(membership)
+    session.flush()
+    return membership
+
+
+def _team_ids_by_slug(session: Session) -> dict[str, int]:
+    """Every slug that reaches a team, former slugs included, and the team's id."""
+    found: dict[str, int] = {
+        slug: team_id
+        for slug, team_id in session.exec(select(FormerTeamSlug.slug, FormerTeamSlug.team_id))
+    }
+    found.update({slug: team_id for slug, team_id in session.exec(select(Team.slug, Team.id))})  # type: ignore[misc]
+    return found
+
+
+def _addressed(rcpt_tos: str, mail_domain: str, team_ids: dict[str, int]) -> set[int]:
+    recipients = (parse_recipient(r, mail_domain) for r in rcpt_tos.split("\n") if r)
+    return {team_ids[r.team_slug] for r in recipients if r and r.team_slug in team_ids}
+
+
+def addressed_team_ids(session: Session, entry: InboundMessage, mail_domain: str) -> set[int]:
+    """The teams a journal entry was sent to, by team or reply address (current or former
+    slug); empty for mail to service addresses only (digest@, bounces, unsubscribes)."""
+    return _addressed(entry.rcpt_tos, mail_domain, _team_ids_by_slug(session))
+
+
+def quarantined_for_team(
+    session: Session, team_id: int, mail_domain: str, status: str = "quarantined", limit: int = 100
+) -> list[InboundMessage]:
+    """Like `quarantined`, but only mail sent to this team and no other (mail to several
+    teams, or to none, is for an admin of every team), newest first."""
+    team_ids = _team_ids_by_slug(session)
+    rows = session.exec(
+        select(InboundMessage.id, InboundMessage.rcpt_tos)
+        .where(InboundMessage.status == status)
+        .order_by(InboundMessage.id.desc())  # type: ignore[union-attr]
+    )
+    ids = [
+        entry_id
+        for entry_id, rcpt_tos in rows
+        if _addressed(rcpt_tos, mail_domain, team_ids) == {team_id}
+    ][:limit]
+    if not ids:
+        return []
+    query = (
+        select(InboundMessage)
+        .where(InboundMessage.id.in_(ids))  # type: ignore[union-attr]
+        .order_by(InboundMessage.id.desc())  # type: ignore[union-attr]
+    )
+    return list(session.exec(query))
+
+
+@dataclass(frozen=True)
+class KeyVersion:
+    version: int
+    status: str  # signing (new mail) | verifying (older mail still accepted) | retired
+    created_at: datetime
+    retired_at: datetime | None
+
+
+def key_versions(session: Session) -> list[KeyVersion]:
+    """The reply-token key versions and what each is used for now, oldest first."""
+    keys = signing_keys(session)
+    signing = max((k.version for k in keys if k.retired_at is None), default=None)
+    return [
+        KeyVersion(
+            k.version,
+            "retired" if k.retired_at else ("signing" if k.version == signing else "verifying"),
+            k.created_at,
+            k.retired_at,
+        )
+        for k in keys
+    ]

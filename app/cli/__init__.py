@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -76,7 +75,6 @@ member_cli.add_typer(alias_cli, name="alias")
 team_cli.add_typer(link_cli, name="link")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-RELEASE_WAIT_SECONDS = 30  # a released message another process is processing
 
 
 def settings() -> Settings:
@@ -496,32 +494,17 @@ def member_import(
         text = sys.stdin.read() if str(csv_file) == "-" else csv_file.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(TidingsError(f"Cannot read {csv_file}: {exc}", "Give a UTF-8 CSV file."))
-    try:
-        rows = members_csv.read_rows(text)
-    except TidingsError as exc:
-        fail(exc)
-    engine = ready_engine(settings())
-    try:
-        with session_scope(engine) as session:
-            plan = members_csv.plan_import(session, slug, rows)
-            for change in plan:
-                typer.echo(
-                    f"row {change.number:<5} {change.action:<7} {change.email:<32}"
-                    f" {change.describe()}"
-                )
-            if not dry_run:
-                members_csv.apply_import(session, slug, plan, progress_line("Importing"))
-    except TidingsError as exc:
-        fail(exc)
-    counts = {a: sum(c.action == a for c in plan) for a in ("add", "join", "change", "same")}
-    summary = (
-        f"{counts['add']} new, {counts['join']} joining from other teams,"
-        f" {counts['change']} changed, {counts['same']} unchanged"
-    )
+    done = with_session(members_csv.import_members, slug, text, dry_run, progress_line("Importing"))
+    for change in done.plan:
+        typer.echo(
+            f"row {change.number:<5} {change.action:<7} {change.email:<32} {change.describe()}"
+        )
     if dry_run:
-        say(f"Dry run, nothing changed: {summary}. Run it again without --dry-run to import.")
+        say(
+            f"Dry run, nothing changed: {done.summary()}. Run it again without --dry-run to import."
+        )
     else:
-        say(f"Imported into {slug.lower()}: {summary}.")
+        say(f"Imported into {slug.lower()}: {done.summary()}.")
 
 
 @member_cli.command("pause")
@@ -1021,43 +1004,24 @@ def quarantine_release(
 
     Example: tidings quarantine release 42
     """
+    from app.quarantine import release
     from smtp.ingest import process_journal_entry
 
     cfg = settings()
     engine = ready_engine(cfg)
+    configure_logging("WARNING")
     try:
         with session_scope(engine) as session:
-            store.release_quarantined(session, entry_id)
+            outcome = release(
+                session, entry_id, lambda released: process_journal_entry(engine, released, cfg)
+            )
     except TidingsError as exc:
         fail(exc)
-    say(f"Released #{entry_id}; processing it again ...")
-    configure_logging("WARNING")
-    process_journal_entry(engine, entry_id, cfg)
-    # A running worker may have taken it first: then wait for it to finish.
-    deadline = time.monotonic() + RELEASE_WAIT_SECONDS
-    while True:
-        with session_scope(engine) as session:
-            entry = store.journal_entry(session, entry_id)
-            posted = [
-                (th.id, th.title, te.slug) for _, th, te in store.posted_from(session, entry_id)
-            ]
-        if entry.status != "pending" or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    if posted:
-        for thread_id, title, slug in posted:
-            say(f"Posted to {slug}: {title} ({cfg.base_url}/threads/{thread_id}).")
-    elif entry.status == "pending":
-        say(f"#{entry_id} is waiting for the worker; see `tidings quarantine list` later.")
-    elif entry.status == "quarantined":
-        fail(
-            TidingsError(
-                f"#{entry_id} was quarantined again: {entry.reason}: {entry.detail}",
-                "Fix that first, then release it again (or discard it).",
-            )
-        )
-    else:
-        say(f"#{entry_id} is {entry.status}" + (f": {entry.detail}" if entry.detail else "."))
+    problem = outcome.problem()
+    if problem is not None:
+        fail(problem)
+    for line in outcome.notes(cfg.base_url):
+        say(line)
 
 
 @quarantine_cli.command("discard")
@@ -1146,18 +1110,14 @@ def export_team(
 
 
 def _key_rows(session: Any) -> list[dict[str, Any]]:
-    keys = store.signing_keys(session)
-    signing = max((k.version for k in keys if k.retired_at is None), default=None)
     return [
         {
             "version": k.version,
             "created_at": k.created_at.isoformat(timespec="seconds"),
-            "status": "retired"
-            if k.retired_at
-            else ("signing" if k.version == signing else "verifying"),
+            "status": k.status,
             "retired_at": k.retired_at.isoformat(timespec="seconds") if k.retired_at else None,
         }
-        for k in keys
+        for k in store.key_versions(session)
     ]
 
 
@@ -1187,8 +1147,8 @@ def secret_rotate() -> None:
 
     def rotate(session: Any) -> tuple[int, list[int]]:
         key = store.rotate_signing_key(session)
-        older = [k.version for k in store.signing_keys(session) if k.retired_at is None]
-        return key.version, [v for v in older if v != key.version]
+        older = [k.version for k in store.key_versions(session) if k.status == "verifying"]
+        return key.version, older
 
     version, older = with_session(rotate)
     say(f"New reply addresses are signed with key version {version}.")

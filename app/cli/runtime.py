@@ -150,7 +150,8 @@ async def run_services(
     web_server = None
     if parts.web:
         config = uvicorn.Config(
-            create_app(settings, engine),
+            # Released quarantined mail is processed at once, as the CLI's release does.
+            create_app(settings, engine, lambda e: process_journal_entry(engine, e, settings)),
             host=settings.http_host,
             port=settings.http_port,
             log_level="warning",

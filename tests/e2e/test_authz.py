@@ -10,12 +10,16 @@ The visitors, the same for every row:
   the link routes she brings the right link, on the API the eng team's token;
 - `wrong`: a real credential of the wrong kind or scope: an API token sent to a web page,
   a signed link made for another purpose (an unsubscribe link where a fix link belongs),
-  a session cookie sent to the API, a team-scoped token on the all-teams quarantine.
+  a session cookie sent to the API, a team-scoped token on the all-teams quarantine, a
+  read-scoped token on a route that changes something.
+
+On the API's routes that change something, `other` brings the ops team's write token,
+`member` the eng team's (or the one for every team, on what is about no one team: creating
+a team, rotating keys) and `wrong` a read-scoped token, which every such route refuses
+(asserted below).
 
 A route the table lacks fails `test_the_table_covers_every_route`: a new route must get a
-row, and with it a decision about who may use it. The API has no write routes (every route
-is a GET; asserted below), so there is no read-scoped token on a write route to refuse yet;
-a write route added to app/api.py fails that test until it has rows here.
+row, and with it a decision about who may use it.
 
 Runs once on SQLite and once on the live PostgreSQL (see conftest.database_url).
 """
@@ -108,6 +112,7 @@ class Row:
     member: Expect
     wrong: Expect
     form: dict[str, str] | None = None
+    json: dict[str, str] | None = None  # a JSON body, sent as it is
     t: dict[str, str] = field(default_factory=dict)
     p: dict[str, str] = field(default_factory=dict)
     auth: dict[str, str] = field(default_factory=dict)
@@ -129,6 +134,23 @@ def private(shown: Expect) -> dict[str, Expect]:
 
 def api(shown: Expect, other: Expect = NOT_FOUND) -> dict[str, Expect]:
     return {"out": UNAUTHORISED, "other": other, "member": shown, "wrong": UNAUTHORISED}
+
+
+def api_write(shown: Expect, other: Expect = NOT_FOUND) -> dict[str, Expect]:
+    """An API route that changes something: only a write token that may see the thing; a
+    read token, even of the right team, is refused."""
+    return {"out": UNAUTHORISED, "other": other, "member": shown, "wrong": FORBIDDEN}
+
+
+# The tokens each visitor brings to those routes (see the module's docstring).
+WRITE = {"other": "ops_write_token", "member": "eng_write_token", "wrong": "eng_token"}
+WRITE_ALL = {
+    "other": "ops_write_token",
+    "member": "all_teams_write_token",
+    "wrong": "all_teams_token",
+}
+READ_TOKENS = ("eng_token", "all_teams_token")
+DORA = "dora@example.com"
 
 
 def linked(shown: Expect, other: Expect = BAD_LINK) -> dict[str, Expect]:
@@ -250,6 +272,118 @@ TABLE: list[Row] = [
         # scope. (Bob's held reply is listed: the row approving it comes later.)
         **api(ok("unverified-sender"), other=FORBIDDEN) | {"wrong": FORBIDDEN},
         auth={"member": "all_teams_token", "wrong": "eng_token"},
+    ),
+    Row("GET", "/api/teams/{slug}", "/api/teams/eng", **api(ok('"former_slugs":[]'))),
+    Row(
+        "GET",
+        "/api/teams/{slug}/quarantine",
+        "/api/teams/eng/quarantine",
+        **api(ok("unverified-sender")),  # Bob's reply to Alice's address: eng's alone
+    ),
+    # The API's changes: each done once, by `member`; the others change nothing.
+    Row(
+        "POST",
+        "/api/teams",
+        "/api/teams",
+        **api_write(Expect(201, shows=('"slug":"labs"',)), other=FORBIDDEN),
+        json={"slug": "labs", "name": "Labs"},
+        auth=WRITE_ALL,
+    ),
+    Row(
+        "PATCH",
+        "/api/teams/{slug}",
+        "/api/teams/eng",
+        **api_write(ok('"name":"Engineering"')),
+        json={"name": "Engineering"},
+        auth=WRITE,
+    ),
+    Row(
+        "POST",
+        "/api/teams/{slug}/archive",
+        "/api/teams/eng/archive",
+        **api_write(ok('"archived_at":"')),
+        auth=WRITE,
+    ),
+    Row(
+        "POST",
+        "/api/teams/{slug}/reopen",
+        "/api/teams/eng/reopen",
+        **api_write(ok('"archived_at":null')),
+        auth=WRITE,
+    ),
+    Row(
+        "POST",
+        "/api/teams/{slug}/members",
+        "/api/teams/eng/members",
+        **api_write(Expect(201, shows=(DORA,))),
+        json={"email": DORA, "name": "Dora"},
+        auth=WRITE,
+    ),
+    Row(
+        "POST",
+        "/api/teams/{slug}/members/import",
+        "/api/teams/eng/members/import?dry_run=true",
+        **api_write(ok('"action":"add"', "erin@example.com")),
+        json={"csv": "name,email,timezone,cadence,hour\nErin,erin@example.com,,,\n"},
+        auth=WRITE,
+    ),
+    Row(
+        "PATCH",
+        "/api/teams/{slug}/members/{email}",
+        f"/api/teams/eng/members/{DORA}",
+        **api_write(ok("Europe/Oslo")),
+        json={"timezone": "Europe/Oslo"},
+        auth=WRITE,
+    ),
+    Row(
+        "POST",
+        "/api/teams/{slug}/members/{email}/pause",
+        f"/api/teams/eng/members/{DORA}/pause",
+        **api_write(ok("paused by an admin")),
+        auth=WRITE,
+    ),
+    Row(
+        "POST",
+        "/api/teams/{slug}/members/{email}/resume",
+        f"/api/teams/eng/members/{DORA}/resume",
+        **api_write(ok('"was_paused":true')),
+        auth=WRITE,
+    ),
+    Row(
+        "POST",
+        "/api/teams/{slug}/members/{email}/digest/resend",
+        f"/api/teams/eng/members/{DORA}/digest/resend",
+        # Let through, and told why there is nothing to resend.
+        **api_write(Expect(404, shows=("has not had a digest yet",))),
+        auth=WRITE,
+    ),
+    Row(
+        "DELETE",
+        "/api/teams/{slug}/members/{email}",
+        f"/api/teams/eng/members/{DORA}",
+        **api_write(ok("no longer a member of eng")),
+        auth=WRITE,
+    ),
+    Row(
+        "POST",
+        "/api/quarantine/{entry_id}/release",
+        "/api/quarantine/{auto_reply_entry}/release",
+        **api_write(ok('"status":"quarantined"', "auto-reply")),  # kept out again
+        auth=WRITE,
+    ),
+    Row(
+        "POST",
+        "/api/quarantine/{entry_id}/discard",
+        "/api/quarantine/{auto_reply_entry}/discard",
+        **api_write(ok('"reason":"auto-reply"')),
+        auth=WRITE,
+    ),
+    Row(
+        "POST",
+        "/api/secrets/rotate",
+        "/api/secrets/rotate",
+        **api_write(ok('"signing_version":2'), other=FORBIDDEN),
+        auth=WRITE_ALL,
     ),
     # Behind signed links in our mail -------------------------------------------------
     Row(
@@ -386,7 +520,7 @@ class World:
             timeout=10,
         ) as client:
             form = {k: v.format(**fill) for k, v in row.form.items()} if row.form else None
-            return path, client.request(row.method, path, data=form)
+            return path, client.request(row.method, path, data=form, json=row.json)
 
 
 def sign_in_token(stack: Stack, address: str) -> str:
@@ -444,6 +578,9 @@ def world(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 ("all_teams_token", ()),
                 ("eng_token", ("--team", "eng")),
                 ("ops_token", ("--team", "ops")),
+                ("all_teams_write_token", ("--scope", "write")),
+                ("eng_write_token", ("--team", "eng", "--scope", "write")),
+                ("ops_write_token", ("--team", "ops", "--scope", "write")),
             ]
         }
         stack.token = tokens["all_teams_token"]
@@ -469,6 +606,19 @@ def build_world(stack: Stack, tokens: dict[str, str]) -> dict[str, str]:
         lambda: [e["id"] for e in quarantined(stack) if e["reason"] == "unverified-sender"],
         what="the held reply",
     )[0]
+    # Alice's out-of-office reply to eng: kept, for the release and discard rows.
+    away = mail(
+        ALICE,
+        f"eng@{DOMAIN}",
+        "Out of office",
+        "I am out of the office.",
+        Auto_Submitted="auto-replied",
+    )
+    stack.send(away, ALICE, f"eng@{DOMAIN}")
+    auto_reply = wait_for(
+        lambda: [e["id"] for e in quarantined(stack) if e["reason"] == "auto-reply"],
+        what="the auto-reply",
+    )[0]
     engine = make_engine(stack.env["TIDINGS_DATABASE_URL"])
     try:
         with session_scope(engine) as session:
@@ -493,6 +643,7 @@ def build_world(stack: Stack, tokens: dict[str, str]) -> dict[str, str]:
         "carol_id": str(carol_id),
         "bob_id": str(bob_id),
         "held_entry": str(held),
+        "auto_reply_entry": str(auto_reply),
         "alias_id": str(alias),
         "alice_cookie": session_for(stack, ALICE),
         "carol_cookie": session_for(stack, CAROL),
@@ -537,9 +688,10 @@ def test_the_table_covers_every_route(tmp_path: Path) -> None:
     tabled = {(row.method, row.route) for row in TABLE}
     assert served - tabled == set(), "routes without a row in TABLE: who may use them?"
     assert tabled - served == set(), "rows for routes the app no longer has"
-    # No write routes in the API: a read-scoped token has nothing to be refused. A write
-    # route must come with rows trying it with a read-scoped token.
-    assert {method for method, path in served if path.startswith("/api")} == {"GET"}
+    # Every API route that changes something is tried with a read-scoped token, and refuses.
+    for row in TABLE:
+        if row.route.startswith("/api") and row.method != "GET":
+            assert row.auth.get("wrong") in READ_TOKENS and row.wrong == FORBIDDEN, row.id
 
 
 @pytest.mark.parametrize("row", TABLE, ids=lambda row: row.id)
