@@ -11,7 +11,19 @@ Pure: no database, no clock.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class PausedMember:
+    """A member whose mail Tidings paused (or an admin did), told to their team's admins
+    in their next digest, so someone fixes the address and resumes them."""
+
+    team: str  # the team's name
+    name: str
+    email: str
+    reason: str
+    since: str  # the day it was paused, ISO, UTC
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,8 @@ class DigestPlan:
     # zone its schedule was worked out in. None in plans from before they were kept.
     reader: str | None = None
     timezone: str | None = None
+    # For a team admin: members of their teams paused since their previous digest.
+    paused: list[PausedMember] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -36,6 +50,7 @@ class DigestPlan:
                 "cursors": {str(k): list(v) for k, v in self.cursors.items()},
                 "reader": self.reader,
                 "timezone": self.timezone,
+                "paused": [asdict(p) for p in self.paused],
             },
             separators=(",", ":"),
         )
@@ -50,4 +65,5 @@ class DigestPlan:
             cursors={int(k): (int(v[0]), int(v[1])) for k, v in data.get("cursors", {}).items()},
             reader=data.get("reader"),
             timezone=data.get("timezone"),
+            paused=[PausedMember(**p) for p in data.get("paused", [])],
         )

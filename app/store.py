@@ -1676,6 +1676,15 @@ def team_member(session: Session, slug: str, email: str) -> tuple[Team, Person, 
     return team, person, membership
 
 
+def team_admins(session: Session, slug: str) -> set[int]:
+    """The ids of the people who are admins of the team."""
+    team = get_team(session, slug)
+    query = select(Membership.person_id).where(
+        Membership.team_id == team.id, Membership.role == "admin"
+    )
+    return set(session.exec(query))
+
+
 def set_member_role(session: Session, slug: str, email: str, role: str) -> Membership:
     """Make a member of the team its admin, or an ordinary member again."""
     if role not in ROLES:

@@ -33,7 +33,7 @@ from sqlmodel import Session, func, or_, select
 
 from app import store
 from app.db import session_scope
-from app.digest_plan import DigestPlan
+from app.digest_plan import DigestPlan, PausedMember
 from app.models import Membership, Person, Team, Thread, Update
 from app.render import render_subject
 from app.settings import Settings
@@ -44,6 +44,8 @@ from digest.updates import LOAD_BATCH, CachedUpdate, UpdateCache
 log = logging.getLogger(__name__)
 
 BLOCKER_WINDOW = timedelta(days=7)
+# Before an admin's first digest, pauses this recent are news to them.
+PAUSED_LOOKBACK = timedelta(days=14)
 # People planned per transaction: a commit each would cost more than planning them.
 PLAN_BATCH = 200
 
@@ -72,6 +74,14 @@ class Planner:
         """Plan the digests of `person_ids` in `session`'s transaction: {person id: whether
         they got one}. Their person rows are written first, which locks them (and, on
         SQLite, the database) until the caller commits."""
+        previous = dict(
+            session.exec(
+                select(Person.id, Person.last_digest_at)
+                .where(Person.id.in_(person_ids))  # type: ignore[union-attr]
+                .order_by(Person.id)  # type: ignore[arg-type]
+                .with_for_update()
+            ).all()
+        )
         session.execute(
             update(Person)
             .where(Person.id.in_(person_ids))  # type: ignore[union-attr]
@@ -91,6 +101,7 @@ class Planner:
         for membership, slug in session.exec(query):
             memberships[membership.person_id].append((membership, slug))
         news = {p.id: self._new_updates(session, p, memberships[p.id]) for p in people}
+        paused = self._paused_for_admins(session, memberships, previous)
         written = self._threads_written_in(session, news)
         planned: dict[int, bool] = {}
         moves: list[dict[str, int]] = []
@@ -103,12 +114,13 @@ class Planner:
                 if m.id is not None and m.digest_cursor < self.ceiling
             }
             moves.extend({"m": m, "cursor": to} for m, (_, to) in cursors.items())
-            new = news[person.id]
-            planned[person.id] = bool(new)
-            if new:
+            new, notices = news[person.id], paused.get(person.id, [])
+            planned[person.id] = bool(new or notices)
+            if new or notices:
                 teams = [m.team_id for m, _ in memberships[person.id]]
+                written_in = written[person.id]
                 digests.append(
-                    self._digest(session, person, new, teams, written[person.id], cursors)
+                    self._digest(session, person, new, teams, written_in, cursors, notices)
                 )
         store.enqueue_digests(session, digests)
         if moves:
@@ -138,6 +150,48 @@ class Planner:
                 if u.author_id != me and u.created_at >= joined and not u.thread_deleted
             )
         return new
+
+    def _paused_for_admins(
+        self,
+        session: Session,
+        memberships: dict[int, list[tuple[Membership, str]]],
+        previous: dict[int, datetime | None],
+    ) -> dict[int, list[PausedMember]]:
+        """{admin: members of the teams they run whose mail was paused since the admin's
+        previous digest (or in the last `PAUSED_LOOKBACK`, before their first)}."""
+        admin_of = {
+            person_id: {m.team_id for m, _ in rows if m.role == "admin"}
+            for person_id, rows in memberships.items()
+        }
+        admin_of = {p: teams for p, teams in admin_of.items() if teams}
+        if not admin_of:
+            return {}
+        since = {p: previous.get(p) or self.now - PAUSED_LOOKBACK for p in admin_of}
+        query = (
+            select(Person, Membership.team_id, Team.name)
+            .join(Membership, Membership.person_id == Person.id)
+            .join(Team, Team.id == Membership.team_id)
+            .where(
+                Membership.team_id.in_(set().union(*admin_of.values())),  # type: ignore[attr-defined]
+                Person.mail_paused_at > min(since.values()),  # type: ignore[operator]
+                Person.mail_paused_at <= self.now,  # type: ignore[operator]
+            )
+            .order_by(Team.name, Person.email)
+        )
+        notices: dict[int, list[PausedMember]] = defaultdict(list)
+        for member, team_id, team_name in session.exec(query):
+            assert member.mail_paused_at is not None
+            notice = PausedMember(
+                team=team_name,
+                name=member.name,
+                email=member.email,
+                reason=member.mail_paused_reason or "",
+                since=member.mail_paused_at.date().isoformat(),
+            )
+            for admin, teams in admin_of.items():
+                if team_id in teams and admin != member.id and member.mail_paused_at > since[admin]:
+                    notices[admin].append(notice)
+        return notices
 
     def _threads_written_in(
         self, session: Session, news: dict[int, list[CachedUpdate]]
@@ -212,8 +266,10 @@ class Planner:
         teams: list[int],
         written_in: dict[int, datetime],
         cursors: dict[int, tuple[int, int]],
+        paused: list[PausedMember],
     ) -> dict[str, Any]:
-        """The person's planned digest, for `store.enqueue_digests`."""
+        """The person's planned digest, for `store.enqueue_digests`: what is new, and for
+        an admin the members of their teams whose mail is paused (maybe only that)."""
         address = person.email
         handles = handles_for(person.name, address)
         for_you = {}
@@ -225,15 +281,27 @@ class Planner:
                 for_you[u.id] = "mentions you"
         blockers = [b.id for team in teams for b in self.open_blockers(session, team)]
         plan = DigestPlan(
-            [u.id for u in new], blockers, for_you, cursors, person.name, person.timezone
+            [u.id for u in new],
+            blockers,
+            for_you,
+            cursors,
+            person.name,
+            person.timezone,
+            paused,
         )
         ids = plan.updates
-        key = f"digest:{person.id}:{min(ids)}-{max(ids)}:{len(ids)}"
+        if ids:
+            key = f"digest:{person.id}:{min(ids)}-{max(ids)}:{len(ids)}"
+        else:  # only notices: what they tell is the key
+            key = f"digest:{person.id}:paused:" + ",".join(f"{p.email}@{p.since}" for p in paused)
+            key = key[:150] + hashlib.sha256(key.encode()).hexdigest()[:16]
         domain = self.settings.mail_domain
         message_id = f"<{hashlib.sha256(key.encode()).hexdigest()[:24]}.digest@{domain}>"
         titles = list(dict.fromkeys(u.thread_title for u in new))
         subject = render_subject(
-            self.settings.templates_dir, "digest", {"count": len(new), "titles": titles}
+            self.settings.templates_dir,
+            "digest",
+            {"count": len(new), "titles": titles, "paused": [p.name or p.email for p in paused]},
         )
         if len({u.thread_id for u in new}) == 1:
             # One thread: the digest's Reply-To posts there, and so does a reply keeping

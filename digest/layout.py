@@ -29,7 +29,7 @@ from markupsafe import Markup
 from sqlmodel import Session, select
 
 from app import store
-from app.digest_plan import DigestPlan
+from app.digest_plan import DigestPlan, PausedMember
 from app.links import LinkRule
 from app.models import OutboundMessage, Person
 from app.render import (
@@ -170,7 +170,13 @@ class DigestLayout:
     def _body(self, session: Session, plan: DigestPlan, zone: str) -> _Body:
         """The composed body for `plan` in `zone`: kept once a second reader asks for the
         same one, so digests that only one reader gets do not push shared ones out."""
-        key = (zone, tuple(plan.updates), tuple(sorted(plan.for_you.items())), *plan.blockers)
+        key = (
+            zone,
+            tuple(plan.updates),
+            tuple(sorted(plan.for_you.items())),
+            tuple(plan.paused),
+            *plan.blockers,
+        )
         body = self._bodies.get(key)
         if body is not None:
             self._bodies.move_to_end(key)
@@ -179,10 +185,10 @@ class DigestLayout:
         pinned = self.updates.get(session, plan.blockers)
         self._load_links(session, {u.team_id for u in (*updates, *pinned)})
         entries = [self._entry(u, plan.for_you.get(u.id, "")) for u in updates]
-        if not entries:
+        if not entries and not plan.paused:
             raise ValueError("the updates this digest covers are gone")
         blockers = [self._entry(u) for u in pinned]
-        body = self._compose(compose(entries, blockers), zone)
+        body = self._compose(compose(entries, blockers), zone, plan.paused)
         threads = {e.thread_id: e.team_slug for e in entries}
         if len(threads) == 1:  # replying to the digest as a whole posts there
             [(body.single_thread, slug)] = threads.items()
@@ -197,8 +203,12 @@ class DigestLayout:
             self._seen.add(fingerprint)
         return body
 
-    def _compose(self, digest: Digest, zone: str) -> _Body:
+    def _compose(self, digest: Digest, zone: str, paused: list[PausedMember]) -> _Body:
         composer = _Composer()
+        if paused:
+            self._fixed_piece(composer, "paused", "paused_heading")
+            for notice in paused:
+                self._fixed_piece(composer, ("paused", notice), "paused_member", notice)
         if digest.for_you:
             self._fixed_piece(composer, "for-you", "for_you_heading")
             for entry in digest.for_you:
@@ -272,15 +282,17 @@ class DigestLayout:
         plural = body.count != 1
         count = self.number(body.count)
         single = body.single_thread is not None
+        nothing_new = body.count == 0
         text_body = _joined(body.text, replies).split(_LINKS_MARK, 1)
         text_out: list[bytes] = []
         self.text_piece(
-            ("document", plural, single),
+            ("document", plural, single, nothing_new),
             "document",
             slot("name"),
             _COUNT,
             plural,
             single,
+            nothing_new,
             self.settings.base_url,
             slot("unsubscribe"),
             slot("body"),
@@ -296,7 +308,7 @@ class DigestLayout:
             },
         )
         html_out: list[bytes] = []
-        self.html_document(plural).fill(
+        self.html_document(plural, nothing_new).fill(
             html_out,
             {
                 "name": qp_value(html.escape(name)),
@@ -365,20 +377,21 @@ class DigestLayout:
     def text_piece(self, key: tuple[Any, ...], macro: str, *args: Any) -> QPPiece:
         return self.piece(("text", *key), lambda: str(getattr(self._text.module, macro)(*args)))
 
-    def html_document(self, plural: bool) -> QPPiece:
+    def html_document(self, plural: bool, nothing_new: bool) -> QPPiece:
         def make() -> str:
             document = self._html.module.document(
                 Markup(self._css),
                 slot("name"),
                 _COUNT,
                 plural,
+                nothing_new,
                 self.settings.base_url,
                 slot("unsubscribe"),
                 slot("body"),
             )
             return INLINER.inline(str(document))
 
-        return self.piece(("html", "document", plural), make)
+        return self.piece(("html", "document", plural, nothing_new), make)
 
     def item(self, entry: DigestEntry, label: str) -> tuple[QPPiece, QPPiece]:
         """(text, HTML) pieces of an update shown with `label` ("", a for-you reason or

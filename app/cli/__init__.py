@@ -442,7 +442,9 @@ def member_list(
 
     Example: tidings member list eng
     """
-    people = with_session(store.list_members, slug)
+    people, admins = with_session(
+        lambda session: (store.list_members(session, slug), store.team_admins(session, slug))
+    )
     rows = [
         {
             "email": p.email,
@@ -451,6 +453,7 @@ def member_list(
             "digest": p.digest_cadence,
             "hour": p.digest_hour,
             "schedule": describe_schedule(p),
+            "role": "admin" if p.id in admins else "member",
             # Only for a paused member, so that the usual row stays as scripts know it.
             **({"paused": p.mail_paused_reason} if p.mail_paused_at is not None else {}),
         }
@@ -463,7 +466,8 @@ def member_list(
         say(f"No members yet: tidings member add {slug} alice@example.com --name Alice")
     for r in rows:
         paused = f"  PAUSED: {r['paused']}" if "paused" in r else ""
-        typer.echo(f"{r['email']:<32} {r['name']:<20} {r['schedule']}{paused}")
+        admin = "  (admin)" if r["role"] == "admin" else ""
+        typer.echo(f"{r['email']:<32} {r['name']:<20} {r['schedule']}{admin}{paused}")
 
 
 @member_cli.command("import")
@@ -637,6 +641,23 @@ def member_set(
     changes = store.MemberSettings(digest, hour, tz, weekday, weekdays_only, quiet, away)
     person = with_session(store.change_member_settings, email, changes)
     say(f"{person.name} <{person.email}>: digest {describe_schedule(person)}.")
+
+
+@member_cli.command("role")
+def member_role(
+    slug: Annotated[str, typer.Argument(help="The team's slug.")],
+    email: Annotated[str, typer.Argument(help="The member's address.")],
+    role: Annotated[str, typer.Argument(help="admin or member.")],
+) -> None:
+    """Make a member a team admin, or an ordinary member again. A team's admins are told
+    in their digest when a member's mail is paused (after hard bounces, or by hand), so
+    someone fixes the address and resumes them.
+
+    Example: tidings member role eng alice@example.com admin
+    """
+    membership = with_session(store.set_member_role, slug, email, role.strip().lower())
+    what = "an admin" if membership.role == "admin" else "an ordinary member"
+    say(f"{email.strip().lower()} is {what} of {slug.lower()}.")
 
 
 @member_cli.command("remove")

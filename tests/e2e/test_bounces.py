@@ -55,6 +55,8 @@ def world(
             stack.cli("team", "create", "eng", "--name", "Engineering")
             for who in (ALICE, BOB, CAROL):
                 stack.cli("member", "add", "eng", who, "--hour", far_hour("UTC"))
+            for admin in (ALICE, CAROL):  # told in their digests when a member is paused
+                stack.cli("member", "role", "eng", admin, "admin")
             stack.token = stack.cli("token", "create").stdout.strip().splitlines()[-1]
             yield stack, sink
         finally:
@@ -166,15 +168,27 @@ def test_hard_bounces_pause_the_member_until_resumed(world: tuple[Stack, Sink]) 
     assert again.returncode == 1 and "quarantined again: bounce" in again.stderr
     assert len(bounces(stack, BOB)) == 5
 
-    # Paused: nothing reaches Bob, while Carol gets her digest as usual.
+    # Paused: nothing reaches Bob, while Carol gets her digest as usual. Both admins are
+    # told in it, Alice (who has nothing new: the post is hers) in a digest of just that.
     sent_to_bob = len(delivered_to(sink, BOB))
     stack.send(mail(ALICE, TEAM, "Kiln report", "The kiln is hot."), ALICE, TEAM)
     wait_for(lambda: thread_titled(stack, "Kiln report"), what="the post")
     stack.cli("digest", "run", "--now")
-    wait_for(
-        lambda: any("The kiln is hot." in text_of(m) for m in delivered_to(sink, CAROL)),
+    [digest] = wait_for(
+        lambda: [m for m in delivered_to(sink, CAROL) if "The kiln is hot." in text_of(m)],
         what="Carol's digest",
     )
+    notice = f"Mail to bob <{BOB}> in Engineering is paused since"
+    for text in (text_of(digest), digest.get_body(("html",)).get_content()):  # type: ignore[union-attr]
+        assert "For you as a team admin" in text and "Service unavailable" in text
+        assert f"tidings member resume {BOB}" in text
+    assert notice in text_of(digest)
+    [told] = wait_for(
+        lambda: [m for m in delivered_to(sink, ALICE) if "team admin" in text_of(m)],
+        what="Alice's notice",
+    )
+    assert told["Subject"] == "Mail to bob is paused" and notice in text_of(told)
+    assert "Nothing new was posted since your last digest" in text_of(told)
     assert len(delivered_to(sink, BOB)) == sent_to_bob
 
     # The archive tells Bob why (he can still sign in: he asked for that link himself).
@@ -196,6 +210,9 @@ def test_hard_bounces_pause_the_member_until_resumed(world: tuple[Stack, Sink]) 
         lambda: any("The kiln is hot." in text_of(m) for m in delivered_to(sink, BOB)),
         what="Bob's first digest back",
     )
+    # The admins were told once: that run had nothing for them.
+    assert sum("team admin" in text_of(m) for m in delivered_to(sink, ALICE)) == 1
+    assert sum("team admin" in text_of(m) for m in delivered_to(sink, CAROL)) == 1
 
     # Cleared bounces no longer count: one new hard bounce does not pause him again.
     later = bounce_back(stack, "flanker/zed.eml", return_path_of_latest(sink, BOB))
