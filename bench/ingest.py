@@ -10,8 +10,9 @@ client sends 4 KB messages from a member over N concurrent sessions (aiosmtplib)
 Each level runs both servers `--rounds` times, alternating, and reports the medians.
 
 The subject also processes what it journals (parses, trims and stores each update), but
-steps aside while senders are waiting (smtp/journal.py): "processed after" is how long
-after a run's last 250 its last message became an update or was quarantined.
+steps aside while mail is arriving (smtp/journal.py), for up to 5 s a message: "processed
+after" is how long after a run's last 250 its last message became an update or was
+quarantined. A run of 400 messages at 50 sessions lasts well under those 5 s.
 """
 
 from __future__ import annotations

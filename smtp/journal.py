@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 200  # bounds one transaction's size (and the memory of its raw messages)
 IDLE_CHECK_SECONDS = 0.02  # how often a waiting processing lane looks again
+QUIET_SECONDS = 0.1  # the listener is busy until this long after the last message
 
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
@@ -39,12 +40,20 @@ class GroupCommit(Generic[Item, Outcome]):
     _waiting: list[tuple[Item, asyncio.Future[Outcome]]] = field(default_factory=list)
     _writer: asyncio.Task[None] | None = None
 
+    _last_submit: float = 0.0
+
     @property
     def busy(self) -> bool:
-        """Whether submitters are waiting for a commit right now."""
-        return bool(self._waiting) or (self._writer is not None and not self._writer.done())
+        """Whether submitters are waiting for a commit, or were moments ago: between
+        batches of a burst there is briefly nothing to commit."""
+        return (
+            bool(self._waiting)
+            or (self._writer is not None and not self._writer.done())
+            or time.monotonic() - self._last_submit < QUIET_SECONDS
+        )
 
     def submit(self, item: Item) -> Awaitable[Outcome]:
+        self._last_submit = time.monotonic()
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if self._writer is None or self._writer.done():
@@ -99,22 +108,31 @@ class ProcessingLane:
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run())
 
-    def _process_all(self, ids: Sequence[int]) -> None:
-        for entry_id in ids:
+    def _process_some(self, run: Sequence[tuple[int, float]]) -> int:
+        """Process `run` in order until the listener gets busy (unless the next entry has
+        waited `max_delay` already); how many were processed."""
+        for done, (entry_id, added) in enumerate(run):
+            if done and self._should_wait(added):
+                return done
             self.process(entry_id)
+        return len(run)
+
+    def _should_wait(self, added: float) -> bool:
+        return self.listener_busy() and time.monotonic() - added < self.max_delay
 
     async def _run(self) -> None:
         while self._waiting:
-            oldest = self._waiting[0][1]
-            if self.listener_busy() and time.monotonic() - oldest < self.max_delay:
+            if self._should_wait(self._waiting[0][1]):
                 await asyncio.sleep(IDLE_CHECK_SECONDS)
                 continue
-            run = [entry_id for entry_id, _ in self._waiting[: self.max_run]]
+            run = self._waiting[: self.max_run]
             del self._waiting[: self.max_run]
             try:
-                await asyncio.to_thread(self._process_all, run)
+                done = await asyncio.to_thread(self._process_some, run)
             except Exception:  # the worker's sweep retries whatever is still pending
-                log.exception("processing journal entries %s failed", run)
+                log.exception("processing journal entries %s failed", [i for i, _ in run])
+                done = len(run)
+            self._waiting[:0] = run[done:]  # stopped for the listener: first in line again
             self.after_each_run()
 
     async def drain(self) -> None:

@@ -131,3 +131,31 @@ async def test_a_failing_entry_does_not_stop_processing_of_later_runs() -> None:
         lane.add(entry_id)
     await lane.drain()
     assert processed == [1, 2]
+
+
+async def test_processing_stops_between_entries_when_mail_starts_arriving() -> None:
+    processed: list[int] = []
+    busy = threading.Event()
+
+    def process(entry_id: int) -> None:
+        processed.append(entry_id)
+        busy.set()  # a sender connects while the first entry is processed
+
+    lane = ProcessingLane(process, listener_busy=busy.is_set, max_delay=5.0)
+    for entry_id in range(10):
+        lane.add(entry_id)
+    await until(lambda: processed == [0])
+    await asyncio.sleep(0.1)
+    assert processed == [0]  # the rest of the run waits for the listener
+    lane.process = processed.append  # the listener stays quiet from now on
+    busy.clear()
+    await until(lambda: len(processed) == 10)
+    assert processed == list(range(10))  # in arrival order, none lost or repeated
+
+
+async def test_the_listener_counts_as_busy_for_a_moment_after_its_last_message() -> None:
+    journal = GroupCommit(SlowCommit(seconds=0))
+    assert not journal.busy
+    await journal.submit("m0")
+    assert journal.busy  # between a burst's batches there is briefly nothing to commit
+    await until(lambda: not journal.busy)
