@@ -453,8 +453,8 @@ def member_list(
             "digest": p.digest_cadence,
             "hour": p.digest_hour,
             "schedule": describe_schedule(p),
-            "role": "admin" if p.id in admins else "member",
-            # Only for a paused member, so that the usual row stays as scripts know it.
+            # Only for an admin and a paused member, so the usual row stays as scripts know it.
+            **({"role": "admin"} if p.id in admins else {}),
             **({"paused": p.mail_paused_reason} if p.mail_paused_at is not None else {}),
         }
         for p in people
@@ -466,7 +466,7 @@ def member_list(
         say(f"No members yet: tidings member add {slug} alice@example.com --name Alice")
     for r in rows:
         paused = f"  PAUSED: {r['paused']}" if "paused" in r else ""
-        admin = "  (admin)" if r["role"] == "admin" else ""
+        admin = "  (admin)" if "role" in r else ""
         typer.echo(f"{r['email']:<32} {r['name']:<20} {r['schedule']}{admin}{paused}")
 
 

@@ -122,6 +122,12 @@ def signed_in(stack: Stack, sink: Sink, address: str) -> httpx.Client:
 
 def test_hard_bounces_pause_the_member_until_resumed(world: tuple[Stack, Sink]) -> None:
     stack, sink = world
+    rows = json.loads(stack.cli("member", "list", "eng", "--json").stdout)
+    assert {r["email"]: r.get("role") for r in rows} == {ALICE: "admin", BOB: None, CAROL: "admin"}
+    lines = {
+        line.split()[0]: line for line in stack.cli("member", "list", "eng").stdout.splitlines()
+    }
+    assert "(admin)" in lines[CAROL] and "(admin)" not in lines[BOB]
     stack.cli("checkin", "send", "eng")
     wait_for(lambda: delivered_to(sink, BOB), what="Bob's check-in prompt")
     path = return_path_of(sink, BOB)
