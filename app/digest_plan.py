@@ -59,8 +59,8 @@ class DigestPlan:
     def from_json(cls, text: str) -> DigestPlan:
         data = json.loads(text)
         return cls(
-            updates=[int(i) for i in data.get("updates", [])],
-            blockers=[int(i) for i in data.get("blockers", [])],
+            updates=list(map(int, data.get("updates", []))),
+            blockers=list(map(int, data.get("blockers", []))),
             for_you={int(k): str(v) for k, v in data.get("for_you", {}).items()},
             cursors={int(k): (int(v[0]), int(v[1])) for k, v in data.get("cursors", {}).items()},
             reader=data.get("reader"),

@@ -18,7 +18,9 @@ Then, in this process and in the same run (these machines are noisy):
 * plan: `run_digests(..., force=True)`, a digest for every member, planned into the
   outbox exactly as `tidings digest run --now` plans them;
 * render: every planned digest rendered into the message its reader gets, with one
-  `DigestLayout`, exactly as one delivery pass renders them before sending.
+  `DigestLayout`, exactly as one delivery pass renders them before sending. (A digest
+  shows at most 30 items in full, so an update no digest shows is never rendered: here
+  about one in eight.)
 
 The full run (plan + render) is what counts against the baseline. SQLite runs with the
 service's own settings (WAL, synchronous=FULL).

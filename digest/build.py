@@ -25,9 +25,11 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import cached_property
+from itertools import chain
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, bindparam, update
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, or_, select
 
@@ -38,7 +40,7 @@ from app.models import Membership, Person, Team, Thread, Update
 from app.render import render_subject
 from app.settings import Settings
 from digest.compose import handles_for
-from digest.schedule import digest_due, schedule_of
+from digest.schedule import MemberPreferences, digest_due, schedule_of
 from digest.updates import LOAD_BATCH, CachedUpdate, UpdateCache
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,9 @@ log = logging.getLogger(__name__)
 BLOCKER_WINDOW = timedelta(days=7)
 # Before an admin's first digest, pauses this recent are news to them.
 PAUSED_LOOKBACK = timedelta(days=14)
-# People planned per transaction: a commit each would cost more than planning them.
-PLAN_BATCH = 200
+# People planned per transaction: a commit (an fsync) each would cost more than planning
+# them, and a batch holds the write lock for well under a second.
+PLAN_BATCH = 500
 
 
 @dataclass
@@ -57,6 +60,101 @@ class DigestRun:
     planned: int = 0
     nothing_new: int = 0
     skipped: int = 0
+
+
+class _Reader(NamedTuple):
+    id: int
+    name: str
+    email: str
+    timezone: str
+    last_digest_at: datetime | None
+
+
+class _Membership(NamedTuple):
+    id: int
+    team_id: int
+    person_id: int
+    digest_cursor: int
+    joined_at: datetime
+    role: str
+
+
+class News:
+    """What is new for a reader: the updates others posted in their teams since their
+    cursors, in live threads, team by team, in order of posting. Most members of a team
+    share one (`Planner.news`), so what every digest of it needs is worked out once."""
+
+    def __init__(self, updates: list[CachedUpdate], shared: bool) -> None:
+        self.updates = updates
+        self.shared = shared  # whether many readers may get it
+
+    @cached_property
+    def ids(self) -> list[int]:
+        return [u.id for u in self.updates]
+
+    @cached_property
+    def span(self) -> tuple[int, int]:
+        """The lowest and the highest update id."""
+        return min(self.ids), max(self.ids)
+
+    @cached_property
+    def authors(self) -> set[int]:
+        return {u.author_id for u in self.updates}
+
+    @cached_property
+    def earliest(self) -> datetime | None:
+        return min((u.created_at for u in self.updates), default=None)
+
+    @cached_property
+    def threads(self) -> dict[int, None]:
+        """The threads, in order of their first update here."""
+        return dict.fromkeys(u.thread_id for u in self.updates)
+
+    @cached_property
+    def by_thread(self) -> dict[int, list[CachedUpdate]]:
+        by_thread: dict[int, list[CachedUpdate]] = {}
+        for u in self.updates:
+            by_thread.setdefault(u.thread_id, []).append(u)
+        return by_thread
+
+    @cached_property
+    def may_mention(self) -> list[CachedUpdate]:
+        return [u for u in self.updates if u.may_mention]
+
+    @cached_property
+    def positions(self) -> dict[int, int]:
+        return {u.id: n for n, u in enumerate(self.updates)}
+
+    @cached_property
+    def titles(self) -> tuple[str, ...]:
+        """The threads' titles, in order."""
+        return tuple(dict.fromkeys(u.thread_title for u in self.updates))
+
+    def for_you(self, reader: _Reader, written_in: dict[int, datetime]) -> dict[int, str]:
+        """{update: why it is for `reader`}, in digest order: replies in threads they
+        wrote in (`written_in`: when they first did), and updates that mention them."""
+        found: dict[int, str] = {}
+        if written_in:
+            # One reader's own news is looked through once; shared news, by thread.
+            replies = (
+                (u for thread in written_in for u in self.by_thread.get(thread, ()))
+                if self.shared
+                else self.updates
+            )
+            for u in replies:
+                first_post = written_in.get(u.thread_id)
+                if first_post is not None and u.created_at > first_post:
+                    found[u.id] = "replied in your thread"
+        if self.may_mention:
+            handles = frozenset(h.lower() for h in handles_for(reader.name, reader.email) if h)
+            address = reader.email.lower()
+            for u in self.may_mention:
+                if u.id not in found and u.mentionable.names_lowered(handles, address):
+                    found[u.id] = "mentions you"
+        if len(found) > 1:
+            position = self.positions
+            found = dict(sorted(found.items(), key=lambda item: position[item[0]]))
+        return found
 
 
 class Planner:
@@ -69,92 +167,117 @@ class Planner:
         self.ceiling = ceiling
         self.updates = UpdateCache()
         self._blockers: dict[int, list[CachedUpdate]] = {}
+        self._news: dict[tuple[tuple[int, int], ...], News] = {}
+        self._subjects: dict[tuple[int, tuple[str, ...], tuple[str, ...]], str] = {}
 
     def plan(self, session: Session, person_ids: Sequence[int]) -> dict[int, bool]:
         """Plan the digests of `person_ids` in `session`'s transaction: {person id: whether
-        they got one}. Their person rows are written first, which locks them (and, on
-        SQLite, the database) until the caller commits."""
-        previous = dict(
-            session.exec(
-                select(Person.id, Person.last_digest_at)
+        they got one}. Their person rows are read for update and written first, which
+        locks them (and, on SQLite, the database) until the caller commits."""
+        people = [
+            _Reader(*row)
+            for row in session.exec(
+                select(Person.id, Person.name, Person.email, Person.timezone, Person.last_digest_at)
                 .where(Person.id.in_(person_ids))  # type: ignore[union-attr]
                 .order_by(Person.id)  # type: ignore[arg-type]
                 .with_for_update()
-            ).all()
-        )
+            )
+        ]
+        previous = {p.id: p.last_digest_at for p in people}
         session.execute(
             update(Person)
             .where(Person.id.in_(person_ids))  # type: ignore[union-attr]
             .values(last_digest_at=self.now)
             .execution_options(synchronize_session=False)
         )
-        people = session.exec(
-            select(Person).where(Person.id.in_(person_ids)).order_by(Person.id)  # type: ignore[union-attr,arg-type]
-        ).all()
-        memberships: dict[int, list[tuple[Membership, str]]] = defaultdict(list)
+        memberships: dict[int, list[tuple[_Membership, str]]] = defaultdict(list)
         query = (
-            select(Membership, Team.slug)
+            select(
+                Membership.id,
+                Membership.team_id,
+                Membership.person_id,
+                Membership.digest_cursor,
+                Membership.joined_at,
+                Membership.role,
+                Team.slug,
+            )
             .join(Team, Team.id == Membership.team_id)
             .where(Membership.person_id.in_(person_ids))  # type: ignore[attr-defined]
             .order_by(Team.slug)
         )
-        for membership, slug in session.exec(query):
-            memberships[membership.person_id].append((membership, slug))
-        news = {p.id: self._new_updates(session, p, memberships[p.id]) for p in people}
+        for *membership, slug in session.exec(query):
+            m = _Membership(*membership)
+            memberships[m.person_id].append((m, slug))
+        news = {p.id: self.news(session, p.id, memberships[p.id]) for p in people}
         paused = self._paused_for_admins(session, memberships, previous)
         written = self._threads_written_in(session, news)
         planned: dict[int, bool] = {}
-        moves: list[dict[str, int]] = []
+        moved: list[int] = []
         digests: list[dict[str, Any]] = []
         for person in people:
-            assert person.id is not None
             cursors = {
                 m.id: (m.digest_cursor, self.ceiling)
                 for m, _ in memberships[person.id]
-                if m.id is not None and m.digest_cursor < self.ceiling
+                if m.digest_cursor < self.ceiling
             }
-            moves.extend({"m": m, "cursor": to} for m, (_, to) in cursors.items())
+            moved.extend(cursors)
             new, notices = news[person.id], paused.get(person.id, [])
-            planned[person.id] = bool(new or notices)
-            if new or notices:
+            planned[person.id] = bool(new.updates or notices)
+            if new.updates or notices:
                 teams = [m.team_id for m, _ in memberships[person.id]]
                 written_in = written[person.id]
                 digests.append(
                     self._digest(session, person, new, teams, written_in, cursors, notices)
                 )
         store.enqueue_digests(session, digests)
-        if moves:
-            session.connection().execute(
-                update(Membership.__table__)  # type: ignore[arg-type]
-                .where(Membership.__table__.c.id == bindparam("m"))  # type: ignore[attr-defined]
-                .values(digest_cursor=bindparam("cursor")),
-                moves,
+        for at in range(0, len(moved), LOAD_BATCH):  # every cursor moves to the ceiling
+            session.execute(
+                update(Membership)
+                .where(Membership.id.in_(moved[at : at + LOAD_BATCH]))  # type: ignore[union-attr]
+                .values(digest_cursor=self.ceiling)
+                .execution_options(synchronize_session=False)
             )
         return planned
 
-    def _new_updates(
-        self, session: Session, person: Person, memberships: list[tuple[Membership, str]]
-    ) -> list[CachedUpdate]:
+    def news(
+        self, session: Session, person_id: int, memberships: list[tuple[_Membership, str]]
+    ) -> News:
         """What others posted in the person's teams since their cursors and since they
-        joined, in live threads; team by team (by slug), then in order of posting."""
-        new: list[CachedUpdate] = []
-        me = person.id
+        joined, in live threads. Shared by the members of the same teams with the same
+        cursors, unless they posted some of it or joined while it was posted."""
+        parts: list[list[CachedUpdate]] = []
+        shared = True
         for membership, _ in memberships:
-            team = self.updates.team_between(
-                session, membership.team_id, membership.digest_cursor, self.ceiling
-            )
+            team = self._team_news(session, membership.team_id, membership.digest_cursor)
             joined = membership.joined_at
-            new.extend(
-                u
-                for u in team
-                if u.author_id != me and u.created_at >= joined and not u.thread_deleted
-            )
-        return new
+            if person_id in team.authors or (team.earliest and joined > team.earliest):
+                shared = False
+                parts.append(
+                    [u for u in team.updates if u.author_id != person_id and u.created_at >= joined]
+                )
+            else:
+                parts.append(team.updates)
+        if not shared:
+            return News(list(chain.from_iterable(parts)), shared=False)
+        key = tuple((m.team_id, m.digest_cursor) for m, _ in memberships)
+        found = self._news.get(key)
+        if found is None:
+            found = self._news[key] = News(list(chain.from_iterable(parts)), shared=True)
+        return found
+
+    def _team_news(self, session: Session, team_id: int, cursor: int) -> News:
+        """The team's updates after `cursor` in live threads, whoever wrote them."""
+        key = ((team_id, cursor),)
+        found = self._news.get(key)
+        if found is None:
+            team = self.updates.team_between(session, team_id, cursor, self.ceiling)
+            found = self._news[key] = News([u for u in team if not u.thread_deleted], shared=True)
+        return found
 
     def _paused_for_admins(
         self,
         session: Session,
-        memberships: dict[int, list[tuple[Membership, str]]],
+        memberships: dict[int, list[tuple[_Membership, str]]],
         previous: dict[int, datetime | None],
     ) -> dict[int, list[PausedMember]]:
         """{admin: members of the teams they run whose mail was paused since the admin's
@@ -194,12 +317,12 @@ class Planner:
         return notices
 
     def _threads_written_in(
-        self, session: Session, news: dict[int, list[CachedUpdate]]
+        self, session: Session, news: dict[int, News]
     ) -> dict[int, dict[int, datetime]]:
         """{person: {thread: when they first wrote in it}} for the threads their digests
         show: later posts there are replies to them."""
-        threads = sorted({u.thread_id for new in news.values() for u in new})
-        people = [p for p, new in news.items() if new]
+        threads = sorted(set().union(*(new.threads for new in set(news.values()))))
+        people = [p for p, new in news.items() if new.updates]
         written: dict[int, dict[int, datetime]] = defaultdict(dict)
         for at in range(0, len(threads), LOAD_BATCH):
             query = (
@@ -213,6 +336,20 @@ class Planner:
             for author_id, thread_id, first in session.exec(query):
                 written[author_id][thread_id] = first
         return written
+
+    def _subject(self, new: News, paused: list[PausedMember]) -> str:
+        """The digest's subject: the same for most members, whose news differs (their own
+        posts left out) by a post or two."""
+        key = (len(new.updates), new.titles, tuple(p.name or p.email for p in paused))
+        subject = self._subjects.get(key)
+        if subject is None:
+            count, titles, names = key
+            subject = self._subjects[key] = render_subject(
+                self.settings.templates_dir,
+                "digest",
+                {"count": count, "titles": list(titles), "paused": list(names)},
+            )
+        return subject
 
     def open_blockers(self, session: Session, team_id: int) -> list[CachedUpdate]:
         """The team's blockers from the last week whose thread has not since said they are
@@ -261,8 +398,8 @@ class Planner:
     def _digest(
         self,
         session: Session,
-        person: Person,
-        new: list[CachedUpdate],
+        person: _Reader,
+        new: News,
         teams: list[int],
         written_in: dict[int, datetime],
         cursors: dict[int, tuple[int, int]],
@@ -270,20 +407,11 @@ class Planner:
     ) -> dict[str, Any]:
         """The person's planned digest, for `store.enqueue_digests`: what is new, and for
         an admin the members of their teams whose mail is paused (maybe only that)."""
-        address = person.email
-        handles = handles_for(person.name, address)
-        for_you = {}
-        for u in new:
-            first_post = written_in.get(u.thread_id) if written_in else None
-            if first_post is not None and u.created_at > first_post:
-                for_you[u.id] = "replied in your thread"
-            elif u.may_mention and u.mentionable.names(handles, address):
-                for_you[u.id] = "mentions you"
         blockers = [b.id for team in teams for b in self.open_blockers(session, team)]
         plan = DigestPlan(
-            [u.id for u in new],
+            new.ids,
             blockers,
-            for_you,
+            new.for_you(person, written_in),
             cursors,
             person.name,
             person.timezone,
@@ -291,23 +419,20 @@ class Planner:
         )
         ids = plan.updates
         if ids:
-            key = f"digest:{person.id}:{min(ids)}-{max(ids)}:{len(ids)}"
+            first, last = new.span
+            key = f"digest:{person.id}:{first}-{last}:{len(ids)}"
         else:  # only notices: what they tell is the key
             key = f"digest:{person.id}:paused:" + ",".join(f"{p.email}@{p.since}" for p in paused)
             key = key[:150] + hashlib.sha256(key.encode()).hexdigest()[:16]
         domain = self.settings.mail_domain
         message_id = f"<{hashlib.sha256(key.encode()).hexdigest()[:24]}.digest@{domain}>"
-        titles = list(dict.fromkeys(u.thread_title for u in new))
-        subject = render_subject(
-            self.settings.templates_dir,
-            "digest",
-            {"count": len(new), "titles": titles, "paused": [p.name or p.email for p in paused]},
-        )
-        if len({u.thread_id for u in new}) == 1:
+        subject = self._subject(new, paused)
+        if len(new.threads) == 1:
             # One thread: the digest's Reply-To posts there, and so does a reply keeping
             # only In-Reply-To.
-            thread = store.get_thread(session, new[0].thread_id)
-            store.remember_sent(session, message_id, thread, person)
+            [thread_id] = new.threads
+            thread = store.get_thread(session, thread_id)
+            store.remember_sent(session, message_id, thread, session.get(Person, person.id))
         return {
             "person_id": person.id,
             "recipient": person.email,
@@ -341,7 +466,18 @@ def run_digests(
     `progress(done, total)` is called after each batch.
     """
     with session_scope(engine) as session:
-        people = list(session.exec(select(Person).where(Person.digest_cadence != "off")))
+        # Rows, not objects, of every member: the columns `schedule_of` reads (named by
+        # the protocol it takes, so the two stay in step) and when they last got one.
+        people = list(
+            session.exec(
+                select(
+                    Person.id,
+                    Person.last_digest_at,
+                    Person.created_at,
+                    *(getattr(Person, name) for name in MemberPreferences.__annotations__),
+                ).where(Person.digest_cadence != "off")
+            )
+        )
     due = [
         p.id
         for p in people

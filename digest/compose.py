@@ -1,7 +1,7 @@
 """What a digest is made of: what needs the reader first, then each team's threads.
 
-Pure: no database, no clock. `digest/build.py` gathers the rows and
-`app.render.render_email` (the one mail renderer) turns a `Digest` into a message.
+Pure: no database, no clock. `digest/build.py` plans what each digest covers and
+`digest/layout.py` turns a `Digest` into the message its reader gets.
 
 The order follows what needs a person's attention: a "for you" section (replies in
 threads they wrote in, and updates that @-mention them), then per team its open
@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
-
-from markupsafe import Markup
 
 # An item longer than this is cut at a paragraph (or line) boundary, with a link to the rest.
 MAX_ITEM_CHARS = 1_500
@@ -46,8 +44,7 @@ class DigestEntry:
     team_name: str
     author_name: str
     created_at: datetime
-    body: str  # as shown: cut when long
-    body_html: Markup
+    body: str  # as shown: cut when long (digest/layout.py renders its Markdown once shown)
     reply_address: str
     archive_url: str  # the update's permalink
     thread_url: str
@@ -115,11 +112,16 @@ class Mentionable:
     def names(self, handles: Iterable[str], address: str) -> bool:
         """Whether the text @-mentions one of `handles` (case-insensitive) or names
         `address`."""
+        return self.names_lowered(frozenset(h.lower() for h in handles if h), address.lower())
+
+    def names_lowered(self, handles: frozenset[str], address: str) -> bool:
+        """`names`, with `handles` and `address` lower-cased already: a planning run asks
+        about each update for every member who gets it."""
         if not self.lowered:
             return False
-        if address and address.lower() in self.lowered:
+        if address and address in self.lowered:
             return True
-        return not self.handles.isdisjoint(h.lower() for h in handles if h)
+        return not self.handles.isdisjoint(handles)
 
 
 def mentions(body: str, handles: Iterable[str], address: str) -> bool:
@@ -156,7 +158,10 @@ def group_by_thread(entries: Sequence[DigestEntry], room: int | None = None) -> 
     only that many items are kept in all: later threads keep fewer, or none."""
     grouped: dict[int, list[DigestEntry]] = {}
     for entry in entries:
-        grouped.setdefault(entry.thread_id, []).append(entry)
+        if entry.thread_id in grouped:
+            grouped[entry.thread_id].append(entry)
+        else:
+            grouped[entry.thread_id] = [entry]
     sections = []
     left = len(entries) if room is None else max(room, 0)
     for items in grouped.values():
@@ -182,15 +187,22 @@ def compose(entries: Sequence[DigestEntry], open_blockers: Sequence[DigestEntry]
     a blocker that is new in this digest is shown once, among the blockers. Once
     `MAX_ITEMS_SHOWN` items are shown, further threads only say how many new items they
     have (the "for you" items and blockers are always shown)."""
-    for_you = [e for e in entries if e.for_you]
     pinned = {e.update_id for e in open_blockers}
+    for_you: list[DigestEntry] = []
+    rest: list[DigestEntry] = []
     teams: dict[str, TeamSection] = {}
-    for entry in (*entries, *open_blockers):
+    # One pass: a sending pass composes a digest for each reader whose items differ.
+    for entry in entries:
         if entry.team_slug not in teams:
             teams[entry.team_slug] = TeamSection(entry.team_name, entry.team_slug, [], [])
+        if entry.for_you:
+            for_you.append(entry)
+        elif entry.update_id not in pinned:
+            rest.append(entry)
     for blocker in open_blockers:
+        if blocker.team_slug not in teams:
+            teams[blocker.team_slug] = TeamSection(blocker.team_name, blocker.team_slug, [], [])
         teams[blocker.team_slug].blockers.append(blocker)
-    rest = [e for e in entries if not e.for_you and e.update_id not in pinned]
     room = MAX_ITEMS_SHOWN - len(for_you) - len(open_blockers)
     for section in group_by_thread(rest, room):
         teams[section.first.team_slug].threads.append(section)

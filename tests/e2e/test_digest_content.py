@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
@@ -20,7 +21,7 @@ from sqlmodel import select
 
 from app import store
 from app.db import make_engine, session_scope, upgrade
-from app.models import OutboundMessage, Thread
+from app.models import OutboundMessage, Thread, Update
 from app.settings import Settings
 from app.tokens import parse_recipient, verify_reply_token
 from digest.build import run_digests
@@ -286,3 +287,111 @@ def test_a_late_check_in_answer_says_when_it_was_given(world: Engine, settings: 
     stamp = late.strftime("%a %d %b")
     assert f"(answered on {stamp})" in text and f"answered on {stamp}" in html
     assert text.count("answered on") == 1  # Alice answered on the day
+
+
+def numbered_links(text: str) -> dict[int, str]:
+    """The text part's link list: {number: URL or address}."""
+    _, _, listed = text.rpartition("\nLinks:\n")
+    return {int(n): target for n, target in re.findall(r"^\[(\d+)\] (\S+)$", listed, re.M)}
+
+
+def test_readers_sharing_parts_of_a_digest_each_get_it_right(
+    world: Engine, settings: Settings
+) -> None:
+    """One pass renders the thread sections that several digests show once, numbered
+    from wherever each digest has them: all but Dave's start with items for their reader
+    (so the sections below count their links on from there, and a thread's reply link
+    keeps the number it got up there), Bob's shows Tokyo times, each leaves its reader's
+    own posts out, Dave's what came before he joined. Each message is what it would be
+    if it were rendered alone, says how many items it leaves out, has every link number
+    listed, pointing where its item says, and only its own reader's reply addresses, each
+    for its item's thread."""
+    when = START + timedelta(days=100)
+    with session_scope(world) as session:
+        # Dave joined after Alice's post: his digest shows the same newest items of
+        # "Cache 0" as Bob's, with one fewer left out.
+        dave = store.add_member(session, "eng", "dave@example.com", "Dave")
+        for person, membership in store.memberships_of(session, store.get_team(session, "eng").id):  # type: ignore[arg-type]
+            if person.id == dave.id:
+                membership.joined_at = when - timedelta(hours=1)
+    post(world, "eng", "alice", "My first take on the cache.", "Cache 0", when - timedelta(1))
+    for n in range(40):  # more than a digest shows: later threads are only counted
+        body = f"Cache note {n}. " + ("A long paragraph on eviction. " * 70 if n == 3 else "")
+        post(world, "eng", "carol", body, f"Cache {n % 8}", when + timedelta(minutes=n))
+    post(world, "eng", "bob", "@alice can you check the cache numbers?", "Cache 1", when)
+    # Last in a thread the digests only count: Bob's counts one fewer there.
+    post(world, "eng", "bob", "Bob's cache 7 numbers.", "Cache 7", when + timedelta(hours=1))
+    with session_scope(world) as session:
+        store.find_person(session, "bob@example.com").timezone = "Asia/Tokyo"  # type: ignore[union-attr]
+    try:
+        run_digests(world, settings, when + timedelta(hours=2), force=True)
+        with session_scope(world) as session:
+            keys = store.load_reply_keys(session, settings.ensure_secret_key())
+            people = {
+                who: store.find_person(session, f"{who}@example.com")
+                for who in ("alice", "bob", "carol", "dave")
+            }
+            rows = {
+                who: session.exec(
+                    select(OutboundMessage)
+                    .where(OutboundMessage.recipient == f"{who}@example.com")
+                    .order_by(OutboundMessage.id.desc())  # type: ignore[union-attr]
+                ).first()
+                for who in people
+            }
+            new = select(Update).where(Update.created_at >= when - timedelta(1))
+            thread_of = {u.id: u.thread_id for u in session.exec(new)}
+            layout = DigestLayout(settings)
+            for who in ("alice", "bob", "carol", "dave", "alice", "bob"):
+                reader = people[who]
+                assert reader is not None
+                raw = layout.render(session, rows[who])  # type: ignore[arg-type]
+                assert raw == DigestLayout(settings).render(session, rows[who])  # type: ignore[arg-type]
+                text, html = parts(email.message_from_bytes(raw, policy=email.policy.default))  # type: ignore[arg-type]
+                links = numbered_links(text)
+                assert sorted(links) == list(range(1, len(links) + 1))
+                above = text.partition("\nLinks:\n")[0]
+                assert {int(n) for n in re.findall(r"\[(\d+)\]", above)} == set(links)
+                for reply, archive in re.findall(r"Reply \[(\d+)\]  Archive \[(\d+)\]", text):
+                    update_id = int(links[int(archive)].rpartition("/updates/")[2])
+                    token = parse_recipient(links[int(reply)], DOMAIN).token  # type: ignore[union-attr]
+                    claim = verify_reply_token(token, keys)  # type: ignore[arg-type]
+                    assert (claim.person_id, claim.thread_id) == (reader.id, thread_of[update_id])
+                addresses = re.findall(r"mailto:(eng\+r\.[a-z2-7]+@" + DOMAIN + ")", html)
+                assert addresses and {
+                    verify_reply_token(parse_recipient(a, DOMAIN).token, keys).person_id  # type: ignore[arg-type, union-attr]
+                    for a in addresses
+                } == {reader.id}
+                shown = when.astimezone(ZoneInfo(reader.timezone)).strftime("%a %d %b, %H:%M")
+                assert shown in text and shown in html
+                # Replies in threads they wrote in, and a mention, come first.
+                assert ("== For you ==" in text) == (who != "dave")
+                [covered] = re.findall(r"^(\d+) new updates since", text, re.M)
+                left_out = re.findall(r"\((\d+) (?:new|earlier) updates?", text)
+                assert text.count("Reply [") + sum(map(int, left_out)) == int(covered)
+                counted = re.search(r"\(5 new updates: see the archive \[\d+\]\)", text)
+                assert (counted is not None) == (who != "carol")  # threads only counted
+                mine = {"alice": "My first take", "bob": "Bob's", "carol": "Cache note"}
+                assert mine.get(who, "My first take") not in text
+    finally:
+        with session_scope(world) as session:
+            store.find_person(session, "bob@example.com").timezone = "UTC"  # type: ignore[union-attr]
+
+
+def test_a_reply_in_a_thread_you_wrote_in_days_ago_is_for_you(
+    world: Engine, settings: Settings
+) -> None:
+    """Alice wrote in a thread before her last digest; Carol answers there now. Alice's
+    and Bob's digests cover the same new updates, but only Alice's has it "for you"."""
+    day = START + timedelta(days=110)
+    post(world, "eng", "alice", "Which region do we fail over to?", "Failover", day)
+    run_digests(world, settings, day + timedelta(hours=1), force=True)
+    later = day + timedelta(days=2)
+    post(world, "eng", "carol", "Frankfurt, as in the runbook.", "Failover", later)
+    post(world, "eng", "carol", "Unrelated: the office is closed on Friday.", "Office", later)
+    run_digests(world, settings, later + timedelta(hours=1), force=True)
+    alice, _ = parts(latest_digest(world, settings, "alice"))
+    bob, _ = parts(latest_digest(world, settings, "bob"))
+    assert alice.index("[replied in your thread] Failover") < alice.index("Frankfurt")
+    assert alice.index("== For you ==") < alice.index("==== Engineering ====")
+    assert "Frankfurt" in bob and "== For you ==" not in bob

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from markupsafe import Markup
 
 from digest.compose import (
     MAX_ITEM_CHARS,
@@ -34,7 +33,6 @@ def entry(update_id: int, thread_id: int, team: str = "eng", for_you: str = "") 
         author_name="Alice",
         created_at=datetime(2026, 11, 24, 9, tzinfo=UTC),
         body=f"Update {update_id}",
-        body_html=Markup(f"<p>Update {update_id}</p>"),
         reply_address=f"{team}+r.x{thread_id}@tidings.test",
         archive_url=f"http://archive/updates/{update_id}",
         thread_url=f"http://archive/threads/{thread_id}",

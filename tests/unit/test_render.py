@@ -14,8 +14,9 @@ from app.links import LinkRule
 from app.render import (
     QPPiece,
     address_header,
-    assemble_alternative,
+    alternative_format,
     header_value,
+    message_head,
     qp_encode,
     qp_value,
     render_markdown,
@@ -106,23 +107,28 @@ def test_a_filled_piece_decodes_to_the_text_it_stands_for(
 
 
 def test_an_assembled_message_reads_back_as_sent() -> None:
-    text, html = "Grüße, José\n" + "x" * 200 + "\n", '<p>Café <a href="x">y</a></p>\n'
+    """A message formatted from `alternative_format` with a reader's values (here a
+    name in both parts, with a `%` in the text around it) reads back as meant."""
+    text, html = "Grüße, José, 100%\n" + "x" * 200 + "\n", '<p>Café <a href="x">y</a></p>\n'
     subject = " ".join(["3 new updates in Café plans and more words"] * 3)
     unsubscribe = (
         f"<mailto:unsubscribe+{'a' * 60}@t.test?subject=unsubscribe>,"
         f"\n <https://t.test/u?t={'b' * 60}>"
     )
-    raw = assemble_alternative(
+    head, boundary = message_head(
         [
             ("Subject", header_value(subject, "Subject")),
             ("From", address_header("Tidings", "digest@t.test")),
             ("To", address_header("José O'Brien", "jose@example.com")),
             ("List-Unsubscribe", unsubscribe),
         ],
-        qp_encode(text),
-        qp_encode(html),
         "=_tidings_test",
     )
+    message = alternative_format(
+        qp_encode(text).replace(b"%", b"%%").replace(b"Jos=C3=A9", b"%s"),
+        qp_encode(html).replace(b"%", b"%%").replace(b"Caf=C3=A9", b"%s"),
+    )
+    raw = message % (head, boundary, boundary, qp_value("José"), boundary, b"Caf=C3=A9", boundary)
     assert raw.isascii() and max(len(line) for line in raw.split(b"\n")) <= 998
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert msg["Subject"] == subject
@@ -135,7 +141,7 @@ def test_an_assembled_message_reads_back_as_sent() -> None:
 
 def test_a_boundary_quoted_printable_could_contain_is_refused() -> None:
     with pytest.raises(ValueError, match="=_"):
-        assemble_alternative([], b"", b"", "boundary")
+        message_head([], "boundary")
 
 
 # A team's link patterns --------------------------------------------------------------------
